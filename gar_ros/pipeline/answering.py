@@ -1,0 +1,84 @@
+"""Answering one query on one joined frame.
+
+Natural-language questions go to ``gar_ros.query.answer_question`` when that module provides it
+(grounding "the cup left of the bottle" to regions); otherwise, and always for questions whose
+regions are all given explicitly, the question's ``<region:ID>`` references become ``<PromptK>``
+and the model answers directly (``GarModel.ask``).
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from gar_ros.pipeline.frames import JoinedFrame, QueryRequest
+from gar_ros.pipeline.references import REFERENCE, map_references
+from gar_ros.types import Answer, AnswerStatus
+
+
+def _query_answerer() -> Callable[..., Answer] | None:
+    try:
+        module = importlib.import_module("gar_ros.query")
+    except ImportError:
+        return None
+    return getattr(module, "answer_question", None)
+
+
+def answer_query(
+    model: Any,
+    joined: JoinedFrame,
+    request: QueryRequest,
+    *,
+    max_new_tokens: int,
+    max_prompts: int,
+    max_chars: int,
+    on_text: Callable[[str], bool] | None = None,
+) -> Answer:
+    """The answer to ``request`` about ``joined`` (status OK/NOT_FOUND/AMBIGUOUS/INVALID)."""
+    mapped = map_references(
+        request.question,
+        list(request.region_ids),
+        {r.id for r in joined.regions},
+        max_prompts=max_prompts,
+        max_chars=max_chars,
+    )
+    frame = joined.frame
+    answerer = _query_answerer()
+    if answerer is not None:
+        answer = answerer(
+            model,
+            frame.image,
+            joined.regions,
+            request.question,
+            region_ids=list(request.region_ids),
+            max_new_tokens=max_new_tokens,
+            on_text=on_text,
+            frame_key=frame.key,
+            depth=frame.depth,
+        )
+        answer.frame_stamp = frame.stamp
+        return answer
+    if not mapped.region_ids:
+        return Answer(
+            AnswerStatus.INVALID,
+            message="the question names no region: use <region:ID> in the text or region_ids",
+            frame_stamp=frame.stamp,
+        )
+    by_id = {r.id: r for r in joined.regions}
+    regions = [by_id[rid] for rid in mapped.region_ids]
+    question = mapped.question
+    if not REFERENCE.search(request.question) and "<Prompt" not in question:
+        # ids only in region_ids: name them so the model knows which region the question is about
+        question = " ".join(f"<Prompt{k}>" for k in range(len(regions))) + " " + question
+    answer = model.ask(
+        frame.image,
+        regions,
+        question,
+        max_new_tokens=max_new_tokens,
+        frame_key=frame.key,
+        on_text=on_text,
+    )
+    if not answer.region_ids:
+        answer.region_ids = list(mapped.region_ids)
+    answer.frame_stamp = frame.stamp
+    return answer

@@ -1,0 +1,461 @@
+"""The ROS-free GAR pipeline: frames + region sets + queries in, descriptions + answers out.
+
+Two modes share all logic:
+- threaded (``start()``): a worker thread runs the model; ``add_frame``/``add_regions``/``submit_query``
+  only store and enqueue. Frames are latest-wins (one slot; a replaced frame is counted in
+  ``frames_dropped``), frames older than ``max_frame_age`` are dropped (``frames_stale``), queries wait
+  in a bounded queue (full → BUSY) and run before descriptions, also between chunks of one frame.
+- synchronous (``synchronous=True``): every call runs to completion on the caller's thread, nothing is
+  dropped, results only depend on the inputs (the bag evaluator's deterministic mode).
+
+Callbacks ``on_descriptions(DescriptionBatch)`` and ``on_answer(QueryResult)`` run on the worker
+thread (or the caller's thread in synchronous mode); every query result, BUSY/INVALID included,
+goes to ``on_answer`` and to its ticket.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from gar_ros.errors import GarError, QueryError, TooManyRegionsError, UnknownRegionError
+from gar_ros.pipeline.answering import answer_query
+from gar_ros.pipeline.config import PipelineConfig
+from gar_ros.pipeline.frames import (
+    Description,
+    DescriptionBatch,
+    Frame,
+    JoinedFrame,
+    QueryRequest,
+    QueryResult,
+    QueryTicket,
+    RegionSet,
+)
+from gar_ros.pipeline.policy import DescribePolicy
+from gar_ros.pipeline.references import clean_text, map_references
+from gar_ros.pipeline.stats import PipelineStats, Snapshot
+from gar_ros.pipeline.store import FrameStore, StoreEvents
+from gar_ros.types import Answer, AnswerStatus
+
+log = logging.getLogger(__name__)
+
+DescriptionsCallback = Callable[[DescriptionBatch], None]
+AnswerCallback = Callable[[QueryResult], None]
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * 1e9))
+
+
+class Pipeline:
+    """GAR over a stream of frames; see the module docstring for the threading model.
+
+    ``model``: a :class:`gar_ros.model.GarModel` (or anything with its ``describe``/``ask``/``config``).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        config: PipelineConfig | None = None,
+        *,
+        on_descriptions: DescriptionsCallback | None = None,
+        on_answer: AnswerCallback | None = None,
+        synchronous: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.model = model
+        self.config = config or PipelineConfig()
+        self.on_descriptions = on_descriptions
+        self.on_answer = on_answer
+        self.synchronous = synchronous
+        self.clock = clock
+        self.stats = PipelineStats()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self.store = self._make_store()
+        self.policy = self._make_policy()
+        self._frame_slot: JoinedFrame | None = None
+        self._queries: deque[QueryTicket] = deque()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._busy = False
+        self._query_seq = 0
+
+    # ------------------------------------------------------------- settings
+    def _make_store(self) -> FrameStore:
+        c = self.config
+        return FrameStore(
+            tolerance_ns=_ns(c.sync_tolerance),
+            frame_capacity=c.frame_buffer,
+            pending_capacity=c.frame_buffer,
+            history=c.history,
+            pending_timeout=c.pending_timeout,
+        )
+
+    def _make_policy(self) -> DescribePolicy:
+        c = self.config
+        return DescribePolicy(
+            redescribe_period=c.redescribe_period,
+            max_regions_per_frame=c.max_regions_per_frame,
+            track_expiry=c.track_expiry,
+        )
+
+    def reconfigure(self, **values: object) -> list[str]:
+        """Change settings at run time (unknown names ignored); returns the changed names."""
+        with self._lock:
+            changed = self.config.update(**values)
+            c = self.config
+            self.store.tolerance_ns = _ns(c.sync_tolerance)
+            self.store.pending_timeout = c.pending_timeout
+            self.policy.redescribe_period = c.redescribe_period
+            self.policy.max_regions_per_frame = c.max_regions_per_frame
+            self.policy.track_expiry = c.track_expiry
+        return changed
+
+    @property
+    def max_prompts(self) -> int:
+        return int(getattr(getattr(self.model, "config", None), "prompt_numbers", 5) or 5)
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Start the worker thread (not used in synchronous mode)."""
+        if self.synchronous or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="gar-pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop the worker; queued queries are answered ERROR. True when it ended within ``timeout``."""
+        with self._lock:
+            self._stop = True
+            pending = list(self._queries)
+            self._queries.clear()
+            self._frame_slot = None
+            self._wake.notify_all()
+        for ticket in pending:
+            self._finish(ticket, None, Answer(AnswerStatus.ERROR, message="pipeline stopped"))
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    # ------------------------------------------------------------- input
+    def add_frame(self, frame: Frame) -> None:
+        """A camera frame (image (H, W, 3) uint8 RGB)."""
+        now = self.clock()
+        if not frame.received:
+            frame.received = now
+        self.stats.count("frames_received")
+        t0 = time.perf_counter()
+        with self._lock:
+            events = self.store.add_frame(frame, now=None if self.synchronous else now)
+        self.stats.time("sync", time.perf_counter() - t0)
+        self._handle(events)
+
+    def add_regions(self, regions: RegionSet) -> None:
+        """The regions of a frame (joined to it by stamp)."""
+        now = self.clock()
+        if not regions.received:
+            regions.received = now
+        self.stats.count("region_sets_received")
+        t0 = time.perf_counter()
+        with self._lock:
+            events = self.store.add_regions(regions, now=None if self.synchronous else now)
+        self.stats.time("sync", time.perf_counter() - t0)
+        self._handle(events)
+
+    def expire(self) -> None:
+        """Count region sets that waited too long for their frame (the node calls this periodically)."""
+        with self._lock:
+            expired = self.store.expire(self.clock())
+        self._handle(StoreEvents(unmatched_regions=expired or None))
+
+    def _handle(self, events: StoreEvents) -> None:
+        if events.frames_without_regions:
+            self.stats.count("frames_without_regions", events.frames_without_regions)
+        for rs in events.unmatched_regions or []:
+            self.stats.problem(
+                "regions_unmatched",
+                f"regions of stamp {rs.stamp} ({len(rs.regions)} regions) match no received frame",
+            )
+        joined = events.joined
+        if joined is None:
+            return
+        self.stats.count("frames_joined")
+        for problem in joined.problems:
+            self.stats.problem("regions_rejected", problem)
+        if self.synchronous:
+            self._describe(joined)
+            return
+        with self._lock:
+            if self._frame_slot is not None:
+                self.stats.count("frames_dropped")
+            self._frame_slot = joined
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------- queries
+    def submit_query(self, request: QueryRequest) -> QueryTicket:
+        """Queue a question; the ticket completes with its result (immediately for bad queries)."""
+        now = self.clock()
+        ticket = QueryTicket(request, now)
+        self.stats.count("queries_received")
+        with self._lock:
+            self._query_seq += 1
+            if not request.query_id:
+                request.query_id = f"q{self._query_seq}"
+            joined = self.store.joined_at(int(request.stamp))
+        error = self._precheck(request, joined)
+        if error is not None:
+            self._finish(ticket, joined, error)
+            return ticket
+        ticket.joined = joined  # type: ignore[attr-defined]
+        if self.synchronous:
+            self._run_query(ticket)
+            return ticket
+        with self._lock:
+            if self._stop or len(self._queries) >= max(0, self.config.query_queue_size):
+                full = True
+            else:
+                full = False
+                self._queries.append(ticket)
+                self._wake.notify_all()
+        if full:
+            self.stats.count("queries_busy")
+            self._finish(
+                ticket,
+                joined,
+                Answer(
+                    AnswerStatus.BUSY,
+                    message=f"query queue full ({self.config.query_queue_size} waiting); retry later",
+                ),
+            )
+        return ticket
+
+    def ask(self, request: QueryRequest, timeout: float | None = None) -> QueryResult | None:
+        """Submit and wait (None when ``timeout`` passes; the query is then cancelled)."""
+        ticket = self.submit_query(request)
+        result = ticket.result(timeout)
+        if result is None:
+            ticket.cancel()
+        return result
+
+    def _precheck(self, request: QueryRequest, joined: JoinedFrame | None) -> Answer | None:
+        """Statuses decidable without the model: INVALID text, NOT_FOUND frame or ids, too many ids."""
+        try:
+            clean_text(request.question, self.config.max_question_chars)
+        except QueryError as err:
+            self.stats.problem("queries_invalid", str(err))
+            return Answer(AnswerStatus.INVALID, message=str(err))
+        if joined is None:
+            what = "no frame with regions received yet" if request.stamp == 0 else (
+                f"no frame with regions at stamp {request.stamp}"
+            )
+            return Answer(AnswerStatus.NOT_FOUND, message=what)
+        try:
+            map_references(
+                request.question,
+                list(request.region_ids),
+                {r.id for r in joined.regions},
+                max_prompts=self.max_prompts,
+                max_chars=self.config.max_question_chars,
+            )
+        except UnknownRegionError as err:
+            return Answer(AnswerStatus.NOT_FOUND, region_ids=err.ids, message=str(err))
+        except TooManyRegionsError as err:
+            self.stats.problem("queries_invalid", str(err))
+            return Answer(AnswerStatus.INVALID, message=str(err))
+        except QueryError as err:
+            self.stats.problem("queries_invalid", str(err))
+            return Answer(AnswerStatus.INVALID, message=str(err))
+        return None
+
+    def _finish(self, ticket: QueryTicket, joined: JoinedFrame | None, answer: Answer,
+                *, cancelled: bool = False, timings: dict[str, float] | None = None) -> None:
+        if joined is not None and not answer.frame_stamp:
+            answer.frame_stamp = joined.frame.stamp
+        result = QueryResult(
+            query_id=ticket.request.query_id,
+            question=ticket.request.question,
+            answer=answer,
+            frame_stamp=joined.frame.stamp if joined is not None else 0,
+            frame_id=joined.frame.frame_id if joined is not None else "",
+            cancelled=cancelled,
+            latency=self.clock() - ticket.submitted,
+            timings=timings or {},
+        )
+        self.stats.count(f"answers_{answer.status.name.lower()}")
+        ticket.set_result(result)
+        if self.on_answer is not None:
+            try:
+                self.on_answer(result)
+            except Exception:  # a broken consumer must not stop the pipeline
+                log.exception("answer callback failed")
+
+    def _run_query(self, ticket: QueryTicket) -> None:
+        request = ticket.request
+        joined: JoinedFrame = ticket.joined  # type: ignore[attr-defined]
+        timings = {"queue_wait": self.clock() - ticket.submitted}
+        self.stats.time("query_wait", timings["queue_wait"])
+        if ticket.cancel_requested:
+            self._finish(ticket, joined, Answer(AnswerStatus.ERROR, message="cancelled"),
+                         cancelled=True, timings=timings)
+            return
+
+        def on_text(text: str) -> bool:
+            keep = True
+            if request.on_text is not None:
+                try:
+                    keep = request.on_text(text) is not False
+                except Exception:
+                    log.exception("on_text callback failed")
+            return keep and not ticket.cancel_requested and not self._stop
+
+        t0 = time.perf_counter()
+        try:
+            answer = answer_query(
+                self.model,
+                joined,
+                request,
+                max_new_tokens=request.max_new_tokens or self.config.query_max_new_tokens,
+                max_prompts=self.max_prompts,
+                max_chars=self.config.max_question_chars,
+                on_text=on_text,
+            )
+        except GarError as err:
+            answer = Answer(AnswerStatus.ERROR, message=str(err))
+        except Exception as err:  # the worker survives model failures; reported as ERROR
+            log.exception("query failed")
+            self.stats.problem("errors", f"query {request.query_id}: {err!r}")
+            answer = Answer(AnswerStatus.ERROR, message=f"internal error: {err!r}")
+        timings["inference"] = time.perf_counter() - t0
+        self.stats.time("query", timings["inference"])
+        cancelled = ticket.cancel_requested
+        if cancelled and answer.status == AnswerStatus.OK:
+            answer.message = "cancelled"
+        self._finish(ticket, joined, answer, cancelled=cancelled, timings=timings)
+
+    # ------------------------------------------------------------- describing
+    def _describe(self, joined: JoinedFrame) -> None:
+        frame = joined.frame
+        start = self.clock()
+        timings = {"queue_wait": start - frame.received}
+        self.stats.time("frame_wait", timings["queue_wait"])
+        now_s = frame.stamp * 1e-9 if frame.stamp else start
+        with self._lock:
+            chosen = self.policy.select(joined.regions, now_s)
+        descriptions: list[Description] = []
+        inference = 0.0
+        chunk = max(1, self.config.describe_chunk)
+        for i in range(0, len(chosen), chunk):
+            if i and not self.synchronous:
+                self._drain_queries()
+                if self._stop:
+                    return
+            part = chosen[i : i + chunk]
+            t0 = time.perf_counter()
+            try:
+                texts = self.model.describe(
+                    frame.image, part, max_new_tokens=self.config.max_new_tokens, frame_key=frame.key
+                )
+            except GarError as err:
+                self.stats.problem("describe_errors", f"frame {frame.stamp}: {err}")
+                texts = []
+            except Exception as err:
+                log.exception("describe failed")
+                self.stats.problem("errors", f"describe frame {frame.stamp}: {err!r}")
+                texts = []
+            inference += time.perf_counter() - t0
+            by_id = {t.region_id: t for t in texts}
+            for region in part:
+                text = by_id.get(region.id)
+                if text is None:
+                    continue
+                if not text.frame_stamps:
+                    text.frame_stamps = [frame.stamp]
+                descriptions.append(Description(region=region, text=text))
+        with self._lock:
+            self.policy.mark_described([d.region.id for d in descriptions], now_s)
+        timings["inference"] = inference
+        self.stats.time("describe", inference)
+        self.stats.count("frames_described")
+        self.stats.count("descriptions", len(descriptions))
+        batch = DescriptionBatch(
+            stamp=frame.stamp,
+            frame_id=frame.frame_id,
+            descriptions=descriptions,
+            image=frame.image,
+            regions=joined.regions,
+            latency=self.clock() - frame.received,
+            inference_time=inference,
+            timings=timings,
+        )
+        self.stats.time("latency", batch.latency)
+        if self.on_descriptions is not None:
+            try:
+                self.on_descriptions(batch)
+            except Exception:
+                log.exception("descriptions callback failed")
+
+    # ------------------------------------------------------------- worker
+    def _drain_queries(self) -> None:
+        while True:
+            with self._lock:
+                if self._stop or not self._queries:
+                    return
+                ticket = self._queries.popleft()
+            self._run_query(ticket)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stop and not self._queries and self._frame_slot is None:
+                    self._wake.wait(0.5)
+                if self._stop:
+                    return
+                ticket = self._queries.popleft() if self._queries else None
+                joined = None
+                if ticket is None:
+                    joined, self._frame_slot = self._frame_slot, None
+                self._busy = True
+            try:
+                if ticket is not None:
+                    self._run_query(ticket)
+                elif joined is not None:
+                    age = self.clock() - joined.frame.received
+                    if self.config.max_frame_age > 0 and age > self.config.max_frame_age:
+                        self.stats.problem(
+                            "frames_stale",
+                            f"frame {joined.frame.stamp} is {age:.2f} s old "
+                            f"(max_frame_age {self.config.max_frame_age} s); skipped",
+                        )
+                    else:
+                        self._describe(joined)
+            finally:
+                self._busy = False
+
+    # ------------------------------------------------------------- status
+    def queue_depths(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "queries": len(self._queries),
+                "frames": int(self._frame_slot is not None),
+                "buffered_frames": self.store.frame_count,
+                "pending_region_sets": self.store.pending_count,
+                "tracks": self.policy.track_count,
+            }
+
+    def snapshot(self) -> Snapshot:
+        return self.stats.snapshot()
