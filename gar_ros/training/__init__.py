@@ -1,0 +1,1 @@
+"""Training and evaluation of the embedded tiny GAR model on synthetic scenes."""
