@@ -88,8 +88,12 @@ def test_drop_images_after_encoding() -> None:
     rec = hist.add(5, *_frame(5))
     assert rec.image is not None
     hist.put_features(5, ("tile", "a"), np.zeros((256, 8), dtype=np.float32))
+    assert rec.image is not None  # the newest frame keeps its image
+    nxt = hist.add(6, *_frame(6))
     assert rec.image is None and rec.size == (24, 32)
-    assert hist.nbytes == 256 * 8 * 4 + rec.regions["a"].mask.nbytes
+    assert nxt.image is not None
+    assert hist.nbytes == sum(r.nbytes for r in hist)
+    assert rec.nbytes == 256 * 8 * 4 + rec.regions["a"].mask.nbytes
 
 
 def test_bad_parameters_raise() -> None:

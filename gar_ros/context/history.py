@@ -176,16 +176,14 @@ class FrameHistory:
     def put_features(self, stamp: int, key: Hashable, value: Any) -> None:
         """Attach encoded features to the frame at ``stamp`` (bytes count towards ``max_bytes``).
 
-        With ``keep_images=False`` the raw image is released once the frame has features.
-        Unknown stamps (already evicted) are ignored.
+        With ``keep_images=False`` the raw image of a frame with features is released as soon as
+        the frame is no longer the newest. Unknown stamps (already evicted) are ignored.
         """
         record = self.get(stamp)
         if record is None:
             return
         self._nbytes -= record.nbytes
         record.features[key] = value
-        if not self.keep_images:
-            record.image = None
         self._nbytes += record.nbytes
         self._enforce()
 
@@ -213,7 +211,16 @@ class FrameHistory:
         self._nbytes -= record.nbytes
         self.evicted += 1
 
+    def _release_images(self) -> None:
+        if self.keep_images:
+            return
+        for record in self._records[:-1]:
+            if record.image is not None and record.features:
+                self._nbytes -= int(record.image.nbytes)
+                record.image = None
+
     def _enforce(self) -> None:
+        self._release_images()
         while len(self._records) > self.max_frames:
             self._pop(0)
         newest = self._stamps[-1]
