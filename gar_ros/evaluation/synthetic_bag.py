@@ -1,0 +1,60 @@
+"""Synthetic-scene bags with ground truth, built from the tasks of ``gar_ros.synthetic``.
+
+For each seed two frames are written: the describe scene of ``make_describe(seed)`` (all its
+objects as regions, description ground truth) and, with ``questions``, the scene of
+``make_choice(seed)`` with its multiple-choice question as a Query. The question keeps the
+task's ``<PromptK>`` tokens and lists the region ids in prompt order (``region_ids``), so the
+model sees exactly the prompt the tiny model's own evaluation uses; region ids are the scene's
+object ids (``obj0``, ...).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gar_ros.evaluation.builders import BuildSummary, Item, write_items
+
+#: First held-out seed when the training area does not name one.
+DEFAULT_FIRST_SEED = 1_000_000
+
+
+def held_out_first_seed() -> int:
+    try:
+        from gar_ros.training import evaluate  # type: ignore[attr-defined]
+
+        return int(evaluate.HELD_OUT_SEED)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return DEFAULT_FIRST_SEED
+
+
+def synthetic_items(seeds: list[int], *, questions: bool = True) -> list[Item]:
+    from gar_ros.synthetic.tasks import make_choice, make_describe
+
+    items: list[Item] = []
+    for seed in seeds:
+        samples = make_describe(seed)
+        scene = samples[0].frames[-1]
+        regions = scene.regions()
+        gt: dict[str, Any] = {
+            "query_id": f"describe_{seed}", "kind": "description", "type": "description",
+            "keywords": {o.id: [o.colour, o.shape] for o in scene.objects},
+            "references": {o.id: o.description for o in scene.objects},
+        }
+        items.append(Item(scene.image, regions, ground_truth=[gt]))
+        if not questions:
+            continue
+        sample = make_choice(seed)
+        cscene = sample.frames[-1]
+        qid = f"choice_{seed}"
+        ids = [r.id for r in sample.regions]
+        record = {"query_id": qid, "kind": "multiple_choice", "answer": sample.answer, "type": sample.kind,
+                  "region_ids": ids}
+        items.append(Item(cscene.image, cscene.regions(), sample.question, qid, ids, [record]))
+    return items
+
+
+def bag_from_synthetic(out: str | Path, *, scenes: int = 20, first_seed: int | None = None,
+                       questions: bool = True, **kw: Any) -> BuildSummary:
+    """A bag of ``scenes`` seeds starting at ``first_seed`` (default: the held-out seeds)."""
+    start = held_out_first_seed() if first_seed is None else int(first_seed)
+    return write_items(synthetic_items(list(range(start, start + scenes)), questions=questions), out, **kw)
