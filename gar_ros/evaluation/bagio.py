@@ -250,11 +250,13 @@ def storage_for(path: Path, storage: str | None) -> StoragePlugin:
 class BagWriter:
     """A new rosbag2 bag (version 9) with typed connections; use as a context manager.
 
+    ``compression``: None, ``message`` (zstd per message) or ``file`` (zstd per storage file).
+
     ``write(topic, msgtype, msg, timestamp)`` adds the connection on first use.
     """
 
     def __init__(self, path: str | Path, *, storage: str | None = None, store: Typestore | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, compression: str | None = None) -> None:
         self.path = Path(path)
         self.store = store or ts.gar_typestore()
         if self.path.exists():
@@ -265,6 +267,14 @@ class BagWriter:
             shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = Writer(self.path, version=9, storage_plugin=storage_for(self.path, storage))
+        if compression:
+            from rosbags.rosbag2 import CompressionFormat, CompressionMode
+
+            try:
+                mode = CompressionMode[compression.upper()]
+            except KeyError as err:
+                raise BagError(f"compression must be message or file, got {compression!r}") from err
+            self._writer.set_compression(mode, CompressionFormat.ZSTD)
         self._conns: dict[str, Any] = {}
 
     def __enter__(self) -> BagWriter:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,9 @@ def decode_rle(rle: dict[str, Any]) -> np.ndarray:
             rle = mask_utils.frPyObjects(rle, h, w)
         elif isinstance(rle.get("counts"), str):
             rle = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
-        return mask_utils.decode(rle).astype(bool)
+        with warnings.catch_warnings():  # pycocotools' numpy-2 copy-keyword deprecation notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return mask_utils.decode(rle).astype(bool)
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"bad COCO RLE mask: {err}") from err
 

@@ -1,0 +1,172 @@
+"""Bag reading/writing without a model: typestore, builders, robustness of the reader."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _eval_helpers import (
+    scene,
+    write_broken_bag,
+    write_broken_compressed_bag,
+    write_clean_bag,
+    write_message_compressed_bag,
+)
+from gar_ros.cli import main
+from gar_ros.errors import BagError
+from gar_ros.evaluation import convert
+from gar_ros.evaluation import typestore as ts
+from gar_ros.evaluation.bagio import BagReader
+from gar_ros.evaluation.builders import decode_rle, prompts_to_references
+
+
+def test_typestore_has_our_messages_with_ros_hashes() -> None:
+    store = ts.gar_typestore()
+    for name in ts.GAR_MSG_NAMES:
+        assert f"gar_ros/msg/{name}" in store.types
+    msg_dir = ts.find_msg_dir()
+    # the colcon build writes the ROS type hash next to each .msg; ours must agree
+    for name in ts.GAR_MSG_NAMES:
+        desc = msg_dir / f"{name}.json"
+        if desc.is_file():
+            want = json.loads(desc.read_text())["type_hashes"][0]["hash_string"]
+            assert store.hash_rihs01(f"gar_ros/msg/{name}") == want
+    src = ts.gar_typestore(Path(__file__).resolve().parents[1] / "msg")  # from the source tree too
+    assert "gar_ros/msg/RegionArray" in src.types
+    assert ts.normalize_msgtype("sensor_msgs/Image") == "sensor_msgs/msg/Image"
+    assert ts.normalize_msgtype("/gar_ros/msg/Query") == "gar_ros/msg/Query"
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_roundtrip_regions_and_images(tmp_path: Path, storage: str) -> None:
+    bag = write_clean_bag(tmp_path / f"b_{storage}", frames=2, storage=storage)
+    with BagReader(bag) as r:
+        choice = r.choose_topics()
+        assert (choice.image, choice.regions, choice.queries) == ("/cam/image", "/gar/regions", "/gar/queries")
+        msgs = list(r.messages(choice.topics()))
+    assert [m.topic for m in msgs] == ["/cam/image", "/gar/regions", "/gar/queries"] * 2
+    assert all(not m.error for m in msgs)
+    img, regions = scene(0)
+    assert np.array_equal(convert.decode_frame(msgs[0].msg), img)
+    got = [convert.region_from_msg(x) for x in msgs[1].msg.regions]
+    assert [g.id for g in got] == ["a", "b"]
+    # box-sized masks placed at the box reproduce the frame-sized ones
+    from gar_ros.pipeline import resolve_regions
+
+    resolved, problems = resolve_regions(got, 64, 64)
+    assert not problems
+    for want, have in zip(regions, resolved):
+        assert np.array_equal(want.mask, have.mask)
+
+
+def test_image_encodings() -> None:
+    store = ts.gar_typestore()
+    rgb = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    msg = convert.rgb_to_image_msg(store, rgb, 0, "f")
+    assert np.array_equal(convert.image_to_rgb(msg), rgb)
+    msg.encoding, msg.data = "bgr8", rgb[:, :, ::-1].reshape(-1).copy()
+    assert np.array_equal(convert.image_to_rgb(msg), rgb)
+    mono16 = store.types[ts.IMAGE](header=convert.make_header(store, 0, "f"), height=2, width=2, encoding="16UC1",
+                                   is_bigendian=0, step=4,
+                                   data=np.array([0, 0, 0, 1, 0, 2, 0, 4], np.uint16).view(np.uint8).copy())
+    out = convert.image_to_rgb(mono16)
+    assert out.shape == (2, 2, 3) and out.max() == 255
+    from gar_ros.errors import ImageError
+
+    bad = store.types[ts.IMAGE](header=convert.make_header(store, 0, "f"), height=480, width=640, encoding="rgb8",
+                                is_bigendian=0, step=1920, data=np.zeros(30, np.uint8))
+    with pytest.raises(ImageError, match="30 bytes"):
+        convert.image_to_rgb(bad)
+
+
+def test_broken_messages_are_per_message_errors(tmp_path: Path) -> None:
+    path = tmp_path / "recording.bag"  # a rosbag2 directory whose name ends in .bag
+    write_broken_bag(path)
+    with BagReader(path) as r:
+        assert r.topics["/acme/mystery"].error and "no definition" in r.topics["/acme/mystery"].error
+        assert r.topics["/legacy/image"].normalized == ts.IMAGE and not r.topics["/legacy/image"].error
+        msgs = list(r.messages(list(r.topics)))
+    by_topic: dict[str, list] = {}
+    for m in msgs:
+        by_topic.setdefault(m.topic, []).append(m)
+    assert by_topic["/acme/mystery"][0].error
+    assert by_topic["/legacy/image"][0].msg is not None
+    bad_regions = [m for m in by_topic["/gar/regions"] if m.error]
+    assert len(bad_regions) == 1 and "cannot deserialize" in bad_regions[0].error
+    assert [m.timestamp for m in msgs] == sorted(m.timestamp for m in msgs)
+
+
+def test_compressed_and_per_message_compression(tmp_path: Path) -> None:
+    write_broken_compressed_bag(tmp_path / "c")
+    with BagReader(tmp_path / "c") as r:
+        imgs = [m for m in r.messages(["/cam/image/compressed"])]
+    from gar_ros.errors import ImageError
+
+    with pytest.raises(ImageError, match="10 bytes"):
+        convert.decode_frame(imgs[0].msg)
+    assert convert.decode_frame(imgs[1].msg).shape == (64, 64, 3)
+
+    write_message_compressed_bag(tmp_path / "z")
+    with BagReader(tmp_path / "z") as r:
+        msgs = list(r.messages(["/cam/image", "/gar/regions"]))
+    errors = [m for m in msgs if m.error]
+    assert len(errors) == 1 and "decompress" in errors[0].error
+    assert sum(1 for m in msgs if m.msg is not None) == 4
+
+
+def test_missing_and_truncated_bags(tmp_path: Path) -> None:
+    with pytest.raises(BagError, match="not found"):
+        BagReader(tmp_path / "nope").open()
+    bag = write_clean_bag(tmp_path / "t", frames=2)
+    db = next(bag.glob("*.db3"))
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 3])
+    with pytest.raises(BagError):
+        with BagReader(bag) as r:
+            list(r.messages(list(r.topics)))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BagError, match="cannot read bag"):
+        BagReader(tmp_path / "empty").open()
+    assert main(["bag-eval", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_bag_from_benchmark_subset(shared_data: Path, tmp_path: Path) -> None:
+    ann = shared_data / "gar_bench_vqa_subset" / "annotations.json"
+    items = json.loads(ann.read_text())
+    out = tmp_path / "vqa"
+    assert main(["bag-from-benchmark", str(ann), str(out), "--limit", "3", "--image-format", "png"]) == 0
+    with BagReader(out) as r:
+        choice = r.choose_topics()
+        assert choice.ground_truth == "/gar/ground_truth"
+        msgs = [m for m in r.messages(choice.topics())]
+    assert not any(m.error for m in msgs)
+    queries = [m.msg for m in msgs if m.topic == choice.queries]
+    regions = [m.msg for m in msgs if m.topic == choice.regions]
+    gts = [json.loads(m.msg.data) for m in msgs if m.topic == choice.ground_truth]
+    frames = [m.msg for m in msgs if m.topic == choice.image]
+    assert len(queries) == len(regions) == len(gts) == len(frames) == 3
+    for item, q, ra, gt, f in zip(items, queries, regions, gts, frames):
+        assert "<Prompt" not in q.question and "<region:0>" in q.question
+        assert q.question.startswith("Question: ") and prompts_to_references(item["choices"][0]) in q.question
+        assert list(q.region_ids) == [str(i) for i in range(len(item["mask_rles"]))]
+        assert convert.stamp_ns(q.stamp) == convert.stamp_ns(f.header.stamp) == convert.stamp_ns(ra.header.stamp)
+        assert gt["answer"] == item["answer"] and gt["type"] == item["type"] and gt["query_id"] == q.query_id
+        from gar_ros.pipeline import resolve_regions
+
+        img = convert.decode_frame(f)
+        resolved, problems = resolve_regions([convert.region_from_msg(x) for x in ra.regions], img.shape[1], img.shape[0])
+        assert not problems and [x.id for x in resolved] == [str(i) for i in range(len(item["mask_rles"]))]
+        for k, rle in enumerate(item["mask_rles"]):
+            assert np.array_equal(resolved[k].mask, decode_rle(rle))
+
+
+def test_sqlite_bag_is_a_real_rosbag2(tmp_path: Path) -> None:
+    bag = write_clean_bag(tmp_path / "s", frames=1)
+    db = next(bag.glob("*.db3"))
+    with sqlite3.connect(db) as con:
+        types = {row[0] for row in con.execute("select type from topics")}
+    assert {"sensor_msgs/msg/Image", "gar_ros/msg/RegionArray", "gar_ros/msg/Query"} <= types
+    assert "rosbag2_bagfile_information" in (bag / "metadata.yaml").read_text()
