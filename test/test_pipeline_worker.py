@@ -14,6 +14,11 @@ from gar_ros.types import AnswerStatus, Region
 from _pipeline_helpers import RecordingModel, make_image
 
 
+def _cfg(**values) -> PipelineConfig:
+    """Questions go straight to the model (no natural-language grounding) in these tests."""
+    return PipelineConfig(query_grounding=False, **values)
+
+
 def _feed(p: Pipeline, stamp: int, *ids: str) -> None:
     p.add_frame(Frame(make_image(), stamp, "cam"))
     p.add_regions(RegionSet(stamp, [Region(i, box=(2, 2, 20, 20), label="thing") for i in ids], "cam"))
@@ -31,7 +36,7 @@ def _wait(cond, timeout=5.0):
 def test_sync_mode_describes_each_frame_deterministically():
     batches = []
     model = RecordingModel()
-    p = Pipeline(model, PipelineConfig(redescribe_period=1.0), synchronous=True,
+    p = Pipeline(model, _cfg(redescribe_period=1.0), synchronous=True,
                  on_descriptions=batches.append)
     for k in range(5):
         _feed(p, (k + 1) * 500_000_000, "a", "b")  # 2 Hz
@@ -45,7 +50,7 @@ def test_sync_mode_describes_each_frame_deterministically():
 
 
 def test_statuses_not_found_invalid():
-    p = Pipeline(RecordingModel(), synchronous=True)
+    p = Pipeline(RecordingModel(), _cfg(), synchronous=True)
     r = p.submit_query(QueryRequest("what is <region:a>?")).result(0)
     assert r.answer.status == AnswerStatus.NOT_FOUND  # no frame yet
     _feed(p, 1, "a", "b")
@@ -65,7 +70,7 @@ def test_statuses_not_found_invalid():
 def test_latest_wins_under_fast_stream_and_drops_counted():
     model = RecordingModel(delay=0.15)
     batches = []
-    p = Pipeline(model, PipelineConfig(redescribe_period=0.001), on_descriptions=batches.append)
+    p = Pipeline(model, _cfg(redescribe_period=0.001), on_descriptions=batches.append)
     p.start()
     try:
         for k in range(30):  # 30 Hz for one second while each description takes 150 ms
@@ -85,7 +90,7 @@ def test_latest_wins_under_fast_stream_and_drops_counted():
 def test_stale_frames_dropped():
     gate = threading.Event()
     model = RecordingModel(gate=gate)
-    p = Pipeline(model, PipelineConfig(max_frame_age=0.05))
+    p = Pipeline(model, _cfg(max_frame_age=0.05))
     p.start()
     try:
         _feed(p, 1, "a")
@@ -102,7 +107,7 @@ def test_stale_frames_dropped():
 def test_queries_take_priority_and_run_between_chunks():
     gate = threading.Event()
     model = RecordingModel(gate=gate)
-    p = Pipeline(model, PipelineConfig(describe_chunk=1, max_regions_per_frame=3))
+    p = Pipeline(model, _cfg(describe_chunk=1, max_regions_per_frame=3))
     p.start()
     try:
         _feed(p, 1, "a", "b", "c")
@@ -121,7 +126,7 @@ def test_full_queue_answers_busy_and_100_queries_in_a_second():
     gate = threading.Event()
     model = RecordingModel(gate=gate)
     answers = []
-    p = Pipeline(model, PipelineConfig(query_queue_size=4), on_answer=answers.append)
+    p = Pipeline(model, _cfg(query_queue_size=4), on_answer=answers.append)
     p.start()
     try:
         _feed(p, 1, "a")
@@ -147,7 +152,7 @@ def test_full_queue_answers_busy_and_100_queries_in_a_second():
 def test_cancel_running_and_queued_query():
     gate = threading.Event()
     model = RecordingModel(gate=gate, delay=0.3)
-    p = Pipeline(model, PipelineConfig())
+    p = Pipeline(model, _cfg())
     p.start()
     try:
         _feed(p, 1, "a")
@@ -170,7 +175,7 @@ def test_cancel_running_and_queued_query():
 def test_stop_answers_queued_queries_and_returns_quickly():
     gate = threading.Event()
     model = RecordingModel(gate=gate)
-    p = Pipeline(model)
+    p = Pipeline(model, _cfg())
     p.start()
     _feed(p, 1, "a")
     assert model.started.wait(2)
@@ -188,7 +193,7 @@ def test_model_exception_does_not_stop_worker():
             raise RuntimeError("boom")
 
     batches = []
-    p = Pipeline(Failing(), on_descriptions=batches.append)
+    p = Pipeline(Failing(), _cfg(), on_descriptions=batches.append)
     p.start()
     try:
         _feed(p, 1, "a")
@@ -202,7 +207,7 @@ def test_model_exception_does_not_stop_worker():
 
 
 def test_reconfigure_at_run_time():
-    p = Pipeline(RecordingModel(), synchronous=True)
+    p = Pipeline(RecordingModel(), _cfg(), synchronous=True)
     assert p.reconfigure(max_regions_per_frame=1, bogus=3) == ["max_regions_per_frame"]
     batches = []
     p.on_descriptions = batches.append

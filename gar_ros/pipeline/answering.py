@@ -33,6 +33,7 @@ def answer_query(
     max_prompts: int,
     max_chars: int,
     on_text: Callable[[str], bool] | None = None,
+    grounding: bool = True,
 ) -> Answer:
     """The answer to ``request`` about ``joined`` (status OK/NOT_FOUND/AMBIGUOUS/INVALID)."""
     mapped = map_references(
@@ -43,7 +44,7 @@ def answer_query(
         max_chars=max_chars,
     )
     frame = joined.frame
-    answerer = _query_answerer()
+    answerer = _query_answerer() if grounding else None
     if answerer is not None:
         answer = answerer(
             model,

@@ -32,6 +32,8 @@ class PipelineConfig:
     track_expiry: float = 60.0
     #: recent frames used as context per region (0 = single image).
     context_frames: int = 0
+    #: ground natural-language questions with gar_ros.query when installed (else: ids only).
+    query_grounding: bool = True
 
     def update(self, **values: object) -> list[str]:
         """Set known fields (converted to their type); returns the names that changed."""
@@ -40,7 +42,7 @@ class PipelineConfig:
         for name, value in values.items():
             if name not in types:
                 continue
-            kind = int if types[name] in (int, "int") else float
+            kind = {"int": int, "bool": bool, "str": str}.get(str(types[name]), float)
             new = kind(value)  # type: ignore[arg-type]
             if getattr(self, name) != new:
                 setattr(self, name, new)

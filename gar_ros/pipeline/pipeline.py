@@ -333,6 +333,7 @@ class Pipeline:
                 max_prompts=self.max_prompts,
                 max_chars=self.config.max_question_chars,
                 on_text=on_text,
+                grounding=self.config.query_grounding,
             )
         except GarError as err:
             answer = Answer(AnswerStatus.ERROR, message=str(err))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,8 @@ class PipelineStats:
         self._counters: Counter[str] = Counter()
         self._stages: dict[str, deque[float]] = {}
         self._problems: deque[str] = deque(maxlen=problems)
+        #: called (outside the lock) with (kind, message) for every problem, e.g. a throttled logger.
+        self.listener: Callable[[str, str], None] | None = None
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -50,6 +53,9 @@ class PipelineStats:
         with self._lock:
             self._counters[kind] += 1
             self._problems.append(f"{kind}: {message}")
+        listener = self.listener
+        if listener is not None:
+            listener(kind, message)
 
     def get(self, name: str) -> int:
         with self._lock:

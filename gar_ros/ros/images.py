@@ -1,0 +1,199 @@
+"""sensor_msgs Image / CompressedImage ↔ (H, W, 3) uint8 RGB numpy arrays.
+
+Uses ROS 2 ``cv_bridge`` when a working one is importable; otherwise (it cannot be installed in
+this package's pip-based environment) an internal converter handles rgb8, bgr8, rgba8, bgra8,
+mono8, mono16, 16UC1 (and 8UC1/8UC3/8UC4 as mono8/bgr8/bgra8). 16-bit images (depth) are scaled
+to 8 bits by their own min..max range for the model. Compressed images decode with OpenCV.
+Every failure raises :class:`gar_ros.errors.ImageError` saying what is wrong.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from gar_ros.errors import ImageError
+
+try:  # pragma: no cover - not installable in this environment
+    from cv_bridge import CvBridge as _CvBridge
+
+    _BRIDGE = _CvBridge()
+except Exception:  # ImportError, or a cv_bridge built against another numpy/OpenCV
+    _BRIDGE = None
+
+#: encoding -> (channels, dtype)
+ENCODINGS: dict[str, tuple[int, np.dtype]] = {
+    "rgb8": (3, np.dtype(np.uint8)),
+    "bgr8": (3, np.dtype(np.uint8)),
+    "rgba8": (4, np.dtype(np.uint8)),
+    "bgra8": (4, np.dtype(np.uint8)),
+    "mono8": (1, np.dtype(np.uint8)),
+    "8UC1": (1, np.dtype(np.uint8)),
+    "8UC3": (3, np.dtype(np.uint8)),
+    "8UC4": (4, np.dtype(np.uint8)),
+    "mono16": (1, np.dtype(np.uint16)),
+    "16UC1": (1, np.dtype(np.uint16)),
+}
+MAX_PIXELS = 8192 * 8192
+
+
+def _byte_array(data) -> np.ndarray:
+    """uint8 view of a message's ``data`` (array.array, bytes, or a list of ints)."""
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError):
+        return np.asarray(data, dtype=np.uint8)
+
+
+def using_cv_bridge() -> bool:
+    return _BRIDGE is not None
+
+
+def image_array(msg) -> np.ndarray:
+    """The raw pixel array of a sensor_msgs/Image: (H, W, C) of its dtype, row padding removed."""
+    encoding = str(msg.encoding)
+    if encoding not in ENCODINGS:
+        raise ImageError(
+            f"unsupported image encoding {encoding!r} (supported: {', '.join(ENCODINGS)})"
+        )
+    channels, dtype = ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if height * width > MAX_PIXELS:
+        raise ImageError(f"image {width}x{height} is too large")
+    row = width * channels * dtype.itemsize
+    if step < row:
+        raise ImageError(f"{encoding} image {width}x{height}: step {step} < {row} bytes per row")
+    data = msg.data
+    size = len(data)
+    if size < step * (height - 1) + row or size > step * height:
+        raise ImageError(
+            f"{encoding} image {width}x{height} (step {step}) needs {step * height} bytes, "
+            f"got {size}"
+        )
+    buf = _byte_array(data)
+    if buf.size < step * height:
+        buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
+    rows = buf[: step * height].reshape(height, step)[:, :row]
+    big = bool(msg.is_bigendian)
+    arr = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype)
+    return arr.reshape(height, width, channels).astype(dtype, copy=False)
+
+
+def to_rgb(arr: np.ndarray, encoding: str) -> np.ndarray:
+    """(H, W, C) array of ``encoding`` → (H, W, 3) uint8 RGB."""
+    if arr.dtype == np.uint16:
+        plane = arr[..., 0].astype(np.float32)
+        lo, hi = float(plane.min()), float(plane.max())
+        scaled = (plane - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(plane)
+        gray = scaled.astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    if encoding in ("bgr8", "8UC3"):
+        return np.ascontiguousarray(arr[..., ::-1])
+    if encoding == "rgba8":
+        return np.ascontiguousarray(arr[..., :3])
+    if encoding in ("bgra8", "8UC4"):
+        return np.ascontiguousarray(arr[..., 2::-1])
+    return np.ascontiguousarray(arr)
+
+
+def imgmsg_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/Image → (H, W, 3) uint8 RGB (ImageError when unusable)."""
+    if _BRIDGE is not None:  # pragma: no cover - exercised only where cv_bridge exists
+        try:
+            image = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+        except Exception as err:
+            raise ImageError(f"cv_bridge: {err}") from err
+        arr = image if image.ndim == 3 else image[..., None]
+        return to_rgb(arr, str(msg.encoding))
+    return to_rgb(image_array(msg), str(msg.encoding))
+
+
+def compressed_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG) → (H, W, 3) uint8 RGB (ImageError when corrupt)."""
+    data = _byte_array(msg.data)
+    if data.size == 0:
+        raise ImageError("compressed image is empty")
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        raise ImageError(f"compressed image ({msg.format!r}) cannot be decoded: {err}") from err
+    if decoded is None:
+        raise ImageError(
+            f"compressed image ({msg.format!r}, {data.size} bytes) cannot be decoded (corrupt?)"
+        )
+    if decoded.ndim == 2:
+        decoded = decoded[..., None]
+    if decoded.dtype == np.uint16:
+        return to_rgb(decoded[..., :1], "16UC1")
+    if decoded.dtype != np.uint8:
+        raise ImageError(f"compressed image decodes to unsupported dtype {decoded.dtype}")
+    encoding = {1: "mono8", 3: "bgr8", 4: "bgra8"}.get(decoded.shape[2])
+    if encoding is None:
+        raise ImageError(f"compressed image has {decoded.shape[2]} channels")
+    return to_rgb(decoded, encoding)
+
+
+def rgb_to_imgmsg(image: np.ndarray, header=None, encoding: str = "rgb8"):
+    """(H, W, 3) uint8 RGB → sensor_msgs/Image of ``encoding`` (rgb8 or bgr8)."""
+    from sensor_msgs.msg import Image
+
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if encoding == "bgr8":
+        image = image[..., ::-1]
+    elif encoding != "rgb8":
+        raise ImageError(f"cannot encode {encoding!r}")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(image.shape[1] * 3)
+    msg.data = np.ascontiguousarray(image).tobytes()
+    return msg
+
+
+def array_to_imgmsg(arr: np.ndarray, encoding: str, header=None):
+    """Raw (H, W[, C]) array → sensor_msgs/Image of ``encoding`` (any of ENCODINGS; for tests and demos)."""
+    from sensor_msgs.msg import Image
+
+    if encoding not in ENCODINGS:
+        raise ImageError(f"unsupported image encoding {encoding!r}")
+    channels, dtype = ENCODINGS[encoding]
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.shape[2] != channels:
+        raise ImageError(f"{encoding} needs {channels} channels, got {arr.shape[2]}")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = int(arr.shape[1] * channels * dtype.itemsize)
+    msg.data = arr.astype(dtype.newbyteorder("<")).tobytes()
+    return msg
+
+
+def rgb_to_compressed(image: np.ndarray, header=None, fmt: str = "jpeg", quality: int = 90):
+    """(H, W, 3) uint8 RGB → sensor_msgs/CompressedImage (jpeg or png)."""
+    from sensor_msgs.msg import CompressedImage
+
+    ext = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}.get(fmt)
+    if ext is None:
+        raise ImageError(f"unsupported compression {fmt!r}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if ext == ".jpg" else []
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(image[..., ::-1]), params)
+    if not ok:
+        raise ImageError("encoding failed")
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = "jpeg" if ext == ".jpg" else "png"
+    msg.data = buf.tobytes()
+    return msg
