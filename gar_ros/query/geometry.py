@@ -272,7 +272,7 @@ class Geometry:
         perp = abs((st.cx - sa.cx) * vy - (st.cy - sa.cy) * vx) / math.sqrt(length2)
         if perp > self.config.between_width * math.sqrt(length2):
             return None
-        return perp + 0.1 * abs(s - 0.5) * math.sqrt(length2)
+        return perp + 0.01 * abs(s - 0.5) * math.sqrt(length2)
 
     def _front(self, t: str, a: str) -> float | None:
         """``t`` in front of ``a``: depth when both known, else occlusion, else lower bottom edge."""

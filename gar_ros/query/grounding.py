@@ -181,17 +181,15 @@ class Grounder:
         if ref.head is None and not ref.hard_modifiers:
             return list(self.order)
         decided = {rid: self._text_match(ref, rid, use_captions=False) for rid in self.order}
-        matched = [rid for rid, m in decided.items() if m]
+        matched = {rid for rid, m in decided.items() if m}
         undecided = [rid for rid, m in decided.items() if m is None]
-        if undecided or not matched:
-            self._ensure_captions(undecided if matched else self.order)
-            again = {rid: self._text_match(ref, rid, use_captions=True) for rid in self.order}
-            if matched:
-                matched = matched + [rid for rid in undecided if again[rid]]
-            else:
-                matched = [rid for rid, m in again.items() if m]
-            matched = [rid for rid in self.order if rid in matched]
-        return matched
+        if undecided:  # no label, or a label without the asked colour/material: ask the captions
+            self._ensure_captions(undecided)
+            matched |= {rid for rid in undecided if self._text_match(ref, rid, use_captions=True)}
+        if not matched:  # labels exist but none fits: the captions may know better
+            self._ensure_captions(self.order)
+            matched = {rid for rid in self.order if self._text_match(ref, rid, use_captions=True)}
+        return [rid for rid in self.order if rid in matched]
 
     def _soft_filter(self, ref: RefExpr, ids: list[str]) -> list[str]:
         """Prefer candidates that also show the soft modifiers ("coffee cup", "small square")."""
@@ -339,6 +337,11 @@ class Grounder:
                     scores[rid] = s
             if scores:
                 found.append((anchors, scores))
+        if len(found) > 1:
+            # Several readings of an ambiguous anchor work: fine when they agree on the target.
+            bests = {min(scores, key=scores.__getitem__) for _, scores in found}
+            if len(bests) == 1:
+                found = [min(found, key=lambda f: min(f[1].values()))]
         if len(readings) > 1 and len(found) != 1:
             ids = sorted({a for r in readings for a in r}, key=self.order.index)
             anchor_noun = ref.anchors[0].noun
