@@ -72,6 +72,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--live", action="store_true",
                    help="publish the bag to a running gar_node and record its outputs (rclpy)")
     p.add_argument("--node", default="/gar_node", help="node name (--live)")
+    p.add_argument("--live-image-topic", default=None,
+                   help="--live: publish frames here (default /image, /image/compressed for compressed)")
+    p.add_argument("--live-regions-topic", default="/regions", help="--live: publish regions here")
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for outputs after the bag (--live)")
     p.add_argument("--max-new-tokens", type=int, default=0)
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3", help="output bag storage")
@@ -161,6 +164,7 @@ def _bag_eval(args: argparse.Namespace) -> int:
         image_topic=args.image_topic, regions_topic=args.regions_topic, queries_topic=args.queries_topic,
         gt_topic=args.gt_topic, gt=args.gt, describe=args.describe, realtime=args.realtime,
         speed=args.speed, live=args.live, node=args.node, wait=args.wait,
+        live_image_topic=args.live_image_topic, live_regions_topic=args.live_regions_topic,
         max_new_tokens=args.max_new_tokens, storage=args.storage, copy_inputs=not args.no_copy_inputs,
         progress=args.progress,
     )

@@ -67,7 +67,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         return np.repeat(pix, 3, axis=2)
     if enc in ("bgr8", "bgra8"):
         return np.ascontiguousarray(pix[:, :, 2::-1])
-    return np.ascontiguousarray(pix[:, :, :3])
+    return np.array(pix[:, :, :3], order="C", copy=True)  # writable, detached from the message buffer
 
 
 def compressed_to_rgb(msg: Any) -> np.ndarray:

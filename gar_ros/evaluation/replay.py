@@ -168,6 +168,9 @@ class Replayer:
             for info in bag.topics.values():
                 if info.topic in choice.topics() and info.normalized != info.msgtype:
                     choice.notes.append(f"{info.topic}: type {info.msgtype!r} read as {info.normalized!r}")
+                if info.error:
+                    used = "its messages are reported as errors" if info.topic in choice.topics() else "not read"
+                    choice.notes.append(f"{info.topic} ({info.count} messages): {info.error}; {used}")
             if extra_gt:
                 result.ground_truth.extend(extra_gt)
             total = sum(bag.topics[t].count for t in choice.topics())

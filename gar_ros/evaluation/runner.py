@@ -5,31 +5,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gar_ros.errors import CheckpointError
 from gar_ros.evaluation.replay import ReplayOptions, Replayer, iter_ground_truth_file
 
 log = logging.getLogger(__name__)
 
 
-def default_model_dir() -> Path:
-    """The embedded tiny model (``gar_ros/data/tiny_gar``)."""
-    try:
-        from gar_ros.training import embedded  # type: ignore[attr-defined]
+def load_model(model: str | Path | None, *, backend: str = "torch", device: str = "cpu") -> Any:
+    """A GarModel from ``model`` (a checkpoint directory) or the embedded tiny model when None,
+    loaded the way the node loads it (``gar_ros.pipeline.models``)."""
+    from gar_ros.pipeline.models import load_model as pipeline_load_model
 
-        return Path(embedded.model_dir())
-    except (ImportError, AttributeError):
-        pass
-    path = Path(__file__).resolve().parents[1] / "data" / "tiny_gar"
-    if not path.is_dir():
-        raise CheckpointError(f"embedded tiny model not found at {path}; pass --model DIR")
-    return path
-
-
-def load_model(model: str | None, *, backend: str = "torch", device: str = "cpu") -> Any:
-    from gar_ros.model import GarModel
-
-    path = Path(model) if model else default_model_dir()
-    return GarModel.from_pretrained(str(path), device=device, backend=backend)
+    return pipeline_load_model(str(model) if model else None, backend=backend, device=device)
 
 
 def evaluate_bag(
@@ -50,6 +36,8 @@ def evaluate_bag(
     live: bool = False,
     node: str = "/gar_node",
     wait: float = 10.0,
+    live_image_topic: str | None = None,
+    live_regions_topic: str = "/regions",
     max_new_tokens: int = 0,
     storage: str | None = None,
     copy_inputs: bool = True,
@@ -73,7 +61,8 @@ def evaluate_bag(
     if live:
         from gar_ros.evaluation.live import run_live
 
-        result = run_live(bag, options, node=node, wait=wait, extra_gt=extra_gt)
+        result = run_live(bag, options, node=node, wait=wait, extra_gt=extra_gt, image_topic=live_image_topic,
+                          regions_topic=live_regions_topic)
     else:
         m = load_model(model, backend=backend, device=device) if model is None or isinstance(model, (str, Path)) else model
         result = Replayer(m, options, backend=backend).run(bag, extra_gt)
