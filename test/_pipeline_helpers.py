@@ -97,19 +97,15 @@ _TINY: dict[str, Path] = {}
 
 
 def tiny_checkpoint(tmp_root: Path) -> Path:
-    """A tiny random GAR checkpoint made by ``gar-ros make-tiny`` (once per test session)."""
+    """A tiny random GAR checkpoint made by ``gar-ros make-tiny`` (in-process), once per session."""
     if "path" in _TINY:
         return _TINY["path"]
     out = tmp_root / "tiny_random_gar"
     if not (out / "config.json").exists():
-        subprocess.run(
-            [sys.executable, "-m", "gar_ros.cli", "make-tiny", str(out)],
-            check=True,
-            cwd=REPO_ROOT,
-            env=ros_env(),
-            capture_output=True,
-            timeout=300,
-        )
+        from gar_ros.cli import main as gar_ros_main
+
+        if gar_ros_main(["make-tiny", str(out)]) != 0:  # `gar-ros make-tiny DIR`, in-process
+            raise RuntimeError("gar-ros make-tiny failed")
     _TINY["path"] = out
     return out
 
@@ -120,3 +116,18 @@ def model_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+_MODEL: dict[str, object] = {}
+
+
+def tiny_model(tmp_root: Path):
+    """The tiny random checkpoint loaded once per session (torch, CPU, one thread)."""
+    if "m" not in _MODEL:
+        import torch
+
+        torch.set_num_threads(1)
+        from gar_ros.model import GarModel
+
+        _MODEL["m"] = GarModel.from_pretrained(str(tiny_checkpoint(tmp_root)), device="cpu")
+    return _MODEL["m"]

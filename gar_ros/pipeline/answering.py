@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from gar_ros.errors import InputError, UnknownRegionError
 from gar_ros.pipeline.frames import JoinedFrame, QueryRequest
 from gar_ros.pipeline.references import REFERENCE, map_references
 from gar_ros.types import Answer, AnswerStatus
@@ -24,6 +25,13 @@ def _query_answerer() -> Callable[..., Answer] | None:
     return getattr(module, "answer_question", None)
 
 
+def _name_prompts(question: str, n: int) -> str:
+    """When no region is named in the text (ids only in region_ids), name them in front."""
+    if "<Prompt" in question:
+        return question
+    return " ".join(f"<Prompt{k}>" for k in range(n)) + " " + question
+
+
 def answer_query(
     model: Any,
     joined: JoinedFrame,
@@ -34,6 +42,7 @@ def answer_query(
     max_chars: int,
     on_text: Callable[[str], bool] | None = None,
     grounding: bool = True,
+    context: Any = None,
 ) -> Answer:
     """The answer to ``request`` about ``joined`` (status OK/NOT_FOUND/AMBIGUOUS/INVALID)."""
     mapped = map_references(
@@ -44,6 +53,19 @@ def answer_query(
         max_chars=max_chars,
     )
     frame = joined.frame
+    explicit = bool(REFERENCE.search(request.question)) or bool(request.region_ids)
+    if context is not None and explicit:
+        question = _name_prompts(mapped.question, len(mapped.region_ids))
+        try:
+            answer = context.ask(model, mapped.region_ids, question, stamp=frame.stamp,
+                                 max_new_tokens=max_new_tokens, on_text=on_text)
+        except (InputError, UnknownRegionError):
+            answer = None  # frame thinned out of the context history: single frame below
+        if answer is not None:
+            if not answer.region_ids:
+                answer.region_ids = list(mapped.region_ids)
+            answer.frame_stamp = frame.stamp
+            return answer
     answerer = _query_answerer() if grounding else None
     if answerer is not None:
         answer = answerer(
@@ -67,10 +89,7 @@ def answer_query(
         )
     by_id = {r.id: r for r in joined.regions}
     regions = [by_id[rid] for rid in mapped.region_ids]
-    question = mapped.question
-    if not REFERENCE.search(request.question) and "<Prompt" not in question:
-        # ids only in region_ids: name them so the model knows which region the question is about
-        question = " ".join(f"<Prompt{k}>" for k in range(len(regions))) + " " + question
+    question = _name_prompts(mapped.question, len(regions))
     answer = model.ask(
         frame.image,
         regions,

@@ -32,6 +32,8 @@ class PipelineConfig:
     track_expiry: float = 60.0
     #: recent frames used as context per region (0 = single image).
     context_frames: int = 0
+    #: keyframes are spread over this many seconds of the track's past.
+    context_window: float = 2.0
     #: ground natural-language questions with gar_ros.query when installed (else: ids only).
     query_grounding: bool = True
 

@@ -21,7 +21,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from gar_ros.errors import GarError, QueryError, TooManyRegionsError, UnknownRegionError
+from gar_ros.errors import (
+    GarError,
+    InputError,
+    QueryError,
+    TooManyRegionsError,
+    UnknownRegionError,
+)
 from gar_ros.pipeline.answering import answer_query
 from gar_ros.pipeline.config import PipelineConfig
 from gar_ros.pipeline.frames import (
@@ -83,6 +89,10 @@ class Pipeline:
         self._stop = False
         self._busy = False
         self._query_seq = 0
+        #: video context (gar_ros.context) when context_frames > 0: fed on the worker thread
+        self.context: Any = None
+        self._context_inbox: deque[JoinedFrame] = deque(maxlen=64)
+        self._make_context()
 
     # ------------------------------------------------------------- settings
     def _make_store(self) -> FrameStore:
@@ -103,6 +113,37 @@ class Pipeline:
             track_expiry=c.track_expiry,
         )
 
+    def _make_context(self) -> None:
+        """A FrameContext when context_frames > 0 and gar_ros.context is installed."""
+        c = self.config
+        if c.context_frames <= 0:
+            self.context = None
+            return
+        try:
+            from gar_ros.context.frame_context import ContextConfig, FrameContext
+        except ImportError as err:
+            log.warning("context_frames=%d but gar_ros.context is not available (%s): single frames",
+                        c.context_frames, err)
+            self.context = None
+            return
+        self.context = FrameContext(ContextConfig(context_frames=int(c.context_frames),
+                                                  context_window=float(c.context_window)))
+
+    def _feed_context(self) -> None:
+        """Move joined frames into the video context (worker/caller thread only)."""
+        while True:
+            with self._lock:
+                if not self._context_inbox:
+                    return
+                joined = self._context_inbox.popleft()
+            if self.context is None:
+                continue
+            frame = joined.frame
+            try:
+                self.context.add_frame(frame.stamp, frame.image, joined.regions, frame_key=frame.key)
+            except GarError as err:
+                self.stats.problem("context_errors", f"frame {frame.stamp}: {err}")
+
     def reconfigure(self, **values: object) -> list[str]:
         """Change settings at run time (unknown names ignored); returns the changed names."""
         with self._lock:
@@ -113,6 +154,8 @@ class Pipeline:
             self.policy.redescribe_period = c.redescribe_period
             self.policy.max_regions_per_frame = c.max_regions_per_frame
             self.policy.track_expiry = c.track_expiry
+            if {"context_frames", "context_window"} & set(changed):
+                self._make_context()
         return changed
 
     @property
@@ -197,6 +240,9 @@ class Pipeline:
         self.stats.count("frames_joined")
         for problem in joined.problems:
             self.stats.problem("regions_rejected", problem)
+        if self.context is not None:
+            with self._lock:
+                self._context_inbox.append(joined)
         if self.synchronous:
             self._describe(joined)
             return
@@ -305,6 +351,7 @@ class Pipeline:
                 log.exception("answer callback failed")
 
     def _run_query(self, ticket: QueryTicket) -> None:
+        self._feed_context()
         request = ticket.request
         joined: JoinedFrame = ticket.joined  # type: ignore[attr-defined]
         timings = {"queue_wait": self.clock() - ticket.submitted}
@@ -334,6 +381,7 @@ class Pipeline:
                 max_chars=self.config.max_question_chars,
                 on_text=on_text,
                 grounding=self.config.query_grounding,
+                context=self.context,
             )
         except GarError as err:
             answer = Answer(AnswerStatus.ERROR, message=str(err))
@@ -349,7 +397,22 @@ class Pipeline:
         self._finish(ticket, joined, answer, cancelled=cancelled, timings=timings)
 
     # ------------------------------------------------------------- describing
+    def _describe_part(self, frame: Frame, part: list) -> list:
+        """Model call for some regions of a frame: over the video context when enabled."""
+        if self.context is not None:
+            try:
+                return self.context.describe(
+                    self.model, [r.id for r in part], stamp=frame.stamp,
+                    max_new_tokens=self.config.max_new_tokens,
+                )
+            except (InputError, UnknownRegionError) as err:
+                self.stats.problem("context_errors", f"frame {frame.stamp}: {err}; single frame used")
+        return self.model.describe(
+            frame.image, part, max_new_tokens=self.config.max_new_tokens, frame_key=frame.key
+        )
+
     def _describe(self, joined: JoinedFrame) -> None:
+        self._feed_context()
         frame = joined.frame
         start = self.clock()
         timings = {"queue_wait": start - frame.received}
@@ -368,9 +431,7 @@ class Pipeline:
             part = chosen[i : i + chunk]
             t0 = time.perf_counter()
             try:
-                texts = self.model.describe(
-                    frame.image, part, max_new_tokens=self.config.max_new_tokens, frame_key=frame.key
-                )
+                texts = self._describe_part(frame, part)
             except GarError as err:
                 self.stats.problem("describe_errors", f"frame {frame.stamp}: {err}")
                 texts = []

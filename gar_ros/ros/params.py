@@ -43,6 +43,7 @@ PARAMS: tuple[Param, ...] = (
     Param("max_question_chars", 2000, "longer questions are INVALID", False, 1, 100000, 1),
     Param("describe_chunk", 4, "regions per model call (queries run between chunks)", False, 1, 64, 1),
     Param("context_frames", 0, "recent frames used as context per region (0 = single image)", False, 0, 16, 1),
+    Param("context_window", 2.0, "keyframes are spread over this many seconds of a track's past", False, 0.0, 60.0),
     Param("query_grounding", True, "ground natural-language questions (\"the cup left of the box\") to regions", False),
     Param("service_timeout", 60.0, "the ~/ask service answers ERROR after this long (s)", False, 0.1, 3600.0),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", True, 0.1, 60.0),
@@ -63,6 +64,7 @@ PIPELINE: tuple[str, ...] = (
     "max_question_chars",
     "describe_chunk",
     "context_frames",
+    "context_window",
     "query_grounding",
 )
 
