@@ -2,17 +2,17 @@
 
 For each seed two frames are written: the describe scene of ``make_describe(seed)`` (all its
 objects as regions, description ground truth) and, with ``questions``, the scene of
-``make_choice(seed)`` with its multiple-choice question as a Query. The question keeps the
-task's ``<PromptK>`` tokens and lists the region ids in prompt order (``region_ids``), so the
-model sees exactly the prompt the tiny model's own evaluation uses; region ids are the scene's
-object ids (``obj0``, ...).
+``make_choice(seed)`` with its multiple-choice question as a Query: the task's ``<PromptK>``
+become ``<region:ID>`` references to the scene's object ids (``obj0``, ...), and ``region_ids``
+lists them in the task's prompt order. The pipeline numbers referenced regions by first
+appearance, so the model sees the task's prompt up to a consistent renumbering of the prompts.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from gar_ros.evaluation.builders import BuildSummary, Item, write_items
+from gar_ros.evaluation.builders import _PROMPT_RE, BuildSummary, Item, write_items
 
 #: First held-out seed when the training area does not name one.
 DEFAULT_FIRST_SEED = 1_000_000
@@ -49,7 +49,8 @@ def synthetic_items(seeds: list[int], *, questions: bool = True) -> list[Item]:
         ids = [r.id for r in sample.regions]
         record = {"query_id": qid, "kind": "multiple_choice", "answer": sample.answer, "type": sample.kind,
                   "region_ids": ids}
-        items.append(Item(cscene.image, cscene.regions(), sample.question, qid, ids, [record]))
+        question = _PROMPT_RE.sub(lambda m: f"<region:{ids[int(m.group(1))]}>", sample.question or "")
+        items.append(Item(cscene.image, cscene.regions(), question, qid, ids, [record]))
     return items
 
 
