@@ -1,0 +1,107 @@
+"""End to end: generated relational questions about synthetic scenes, asked through the gar_node's
+``~/ask`` service (real rclpy, localhost DDS) and answered by the embedded tiny GAR model.
+
+Scenes are published as image + RegionArray; every fourth scene has no labels, so that grounding
+must use the model's own captions of the regions. Ground truth comes from the objects' centroids
+(test/_query_helpers.py), independently of gar_ros.query. Prints the figures; asserts the answer
+names the right object in >= 80 % and the region ids (target, anchor) are right in >= 95 %.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _query_helpers import generate_questions, named_right, scene_regions  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+N_QUESTIONS = int(os.environ.get("GAR_ROS_QUERY_E2E_N", "100"))
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from gar_ros.errors import CheckpointError
+    from gar_ros.pipeline.models import load_model
+
+    try:
+        return load_model(os.environ.get("GAR_ROS_QUERY_E2E_MODEL", ""))
+    except CheckpointError as err:
+        pytest.skip(f"the embedded tiny model is not available: {err}")
+
+
+def _call(harness, client, request, timeout: float = 60.0):
+    future = client.call_async(request)
+    end = time.monotonic() + timeout
+    while not future.done() and time.monotonic() < end:
+        time.sleep(0.005)
+    if not future.done():
+        raise AssertionError(f"no answer to {request.question!r} within {timeout} s")
+    return future.result()
+
+
+def test_relational_questions_through_the_node_service(tiny_model) -> None:
+    from _node_helpers import image_msg, regions_msg, spin_node, wait_for
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from gar_ros.msg import RegionArray, RegionDescriptionArray
+    from gar_ros.ros.regions import ns_to_stamp, stamp_to_ns
+    from gar_ros.srv import Ask
+
+    scenes, questions = generate_questions(N_QUESTIONS)
+    by_scene = defaultdict(list)
+    for q in questions:
+        by_scene[q.scene_index].append(q)
+    params = {"max_regions_per_frame": 0, "max_frame_age": 0.0, "input_reliability": "reliable",
+              "service_timeout": 60.0}
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    rows = []
+    with spin_node(model=tiny_model, params=params) as h:
+        images = h.publisher(Image, "image", reliable)
+        regions_pub = h.publisher(RegionArray, "regions", reliable)
+        described = h.subscribe(RegionDescriptionArray, "gar_node/descriptions")
+        client = h.client.create_client(Ask, "gar_node/ask")
+        assert client.wait_for_service(timeout_sec=10.0), "no ~/ask service"
+        h.wait_matched(images)
+        h.wait_matched(regions_pub)
+        for k, scene in enumerate(scenes):
+            stamp = (k + 1) * 1_000_000_000
+            labelled = by_scene[k][0].labelled
+            images.publish(image_msg(scene.image, stamp))
+            regions_pub.publish(regions_msg(scene_regions(scene, k, labelled), stamp))
+            wait_for(lambda: any(stamp_to_ns(m.header.stamp) == stamp for m in described), 10.0)
+            for q in by_scene[k]:
+                request = Ask.Request(question=q.question, stamp=ns_to_stamp(stamp))
+                response = _call(h, client, request)
+                ids = list(response.region_ids)
+                rows.append((q, response.status, response.answer, ids, response.message))
+
+    n = len(rows)
+    named = [named_right(q, text) and status == 0 for q, status, text, _, _ in rows]
+    ids_ok = [ids == [q.target, q.anchor] for q, _, _, ids, _ in rows]
+    print(f"\nrelational questions through ~/ask with the embedded tiny model: {n}")
+    print(f"  answer names the right object: {sum(named)}/{n} = {100 * sum(named) / n:.1f} %")
+    print(f"  region ids right (target, anchor): {sum(ids_ok)}/{n} = {100 * sum(ids_ok) / n:.1f} %")
+    for label, keep in (("labelled regions", True), ("unlabelled (caption grounding)", False)):
+        sel = [i for i, row in enumerate(rows) if row[0].labelled is keep]
+        if sel:
+            print(f"  {label}: named {sum(named[i] for i in sel)}/{len(sel)}, "
+                  f"ids {sum(ids_ok[i] for i in sel)}/{len(sel)}")
+    for check in ("object", "colour", "shape"):
+        sel = [i for i, row in enumerate(rows) if row[0].check == check]
+        if sel:
+            print(f"  asks for {check}: named {sum(named[i] for i in sel)}/{len(sel)}")
+    for (q, status, text, ids, message), good_name, good_ids in zip(rows, named, ids_ok):
+        if not (good_name and good_ids):
+            print(f"  miss: {q.question!r} -> status {status} {text!r} ids {ids} "
+                  f"(want {q.colour} {q.shape}, ids {[q.target, q.anchor]}) {message}")
+    assert n >= 100 or N_QUESTIONS < 100
+    assert sum(named) / n >= 0.80
+    assert sum(ids_ok) / n >= 0.95
