@@ -105,3 +105,42 @@ def test_relational_questions_through_the_node_service(tiny_model) -> None:
     assert n >= 100 or N_QUESTIONS < 100
     assert sum(named) / n >= 0.80
     assert sum(ids_ok) / n >= 0.95
+
+
+def test_multiple_choice_resolves_geometric_ties(tiny_model) -> None:
+    """With tie margins so wide that geometry cannot rank ("the leftmost object" ties all), the
+    model's multiple-choice answer (GAR-Bench layout, <Prompt0..3>) picks the region."""
+    import numpy as np
+
+    from gar_ros.query import QueryConfig, answer_question
+    from gar_ros.synthetic import generate_scene
+
+    from _query_helpers import centroid
+
+    cfg = QueryConfig(position_tie_frac=10.0, area_tie_frac=10.0)
+    keys = {
+        "leftmost": lambda o: centroid(o.mask)[0], "rightmost": lambda o: -centroid(o.mask)[0],
+        "topmost": lambda o: centroid(o.mask)[1], "bottommost": lambda o: -centroid(o.mask)[1],
+        "largest": lambda o: -np.log(o.area), "smallest": lambda o: np.log(o.area),
+    }
+    rng = np.random.default_rng(11)
+    rows = []
+    seed = 8_000_000
+    while len(rows) < 30:
+        seed += 1
+        scene = generate_scene(seed, n_objects=int(rng.integers(2, 5)))
+        word = list(keys)[len(rows) % len(keys)]
+        vals = sorted((keys[word](o), i) for i, o in enumerate(scene.objects))
+        margin = np.log(1.35) if word in ("largest", "smallest") else 0.08 * min(scene.image.shape[:2])
+        if vals[1][0] - vals[0][0] < margin:
+            continue
+        regions = scene.regions()
+        answer = answer_question(tiny_model, scene.image, regions, f"What is the {word} object?",
+                                 config=cfg, frame_key=f"mc{seed}")
+        rows.append((word, scene.objects[vals[0][1]].id, answer))
+    chosen = [a.status == 0 and a.region_ids[:1] == [truth] for _, truth, a in rows]
+    by_model = ["the model chose" in a.message for _, _, a in rows]
+    print(f"\nmultiple choice over tied candidates: right {sum(chosen)}/{len(rows)} "
+          f"({100 * sum(chosen) / len(rows):.1f} %), decided by the model {sum(by_model)}/{len(rows)}")
+    assert all(by_model)
+    assert sum(chosen) / len(rows) >= 0.75

@@ -171,10 +171,10 @@ class _Session:
         for rid in ids:
             if rid not in ordered:
                 ordered.append(rid)
-        note = "; ".join(self.notes)
+        note = "; ".join(m for m in (answer.message, *self.notes) if m)
         if answer.status != AnswerStatus.OK:
             answer.region_ids = ordered
-            answer.message = "; ".join(m for m in (answer.message, note) if m)
+            answer.message = note
             return answer
         return Answer(AnswerStatus.OK, text=text, region_ids=ordered, message=note,
                       token_ids=list(answer.token_ids))
