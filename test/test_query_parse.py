@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gar_ros.errors import QueryError
-from gar_ros.query.parse import Compare, Kind, RefExpr, parse_question
+from gar_ros.query.parse import Compare, Kind, RefExpr, needs_grounding, parse_question
 from gar_ros.query.vocabulary import Order, Relation, canonical, canonical_words, singular
 
 
@@ -252,3 +252,15 @@ def test_canonical_synonyms() -> None:
     assert canonical("Mugs") == "cup"
     assert canonical("grey") == "gray"
     assert canonical_words("Two Coffee-Mugs") == ["two", "coffee", "cup"]
+
+
+@pytest.mark.parametrize("question,region_ids,want", [
+    ("what is the object left of <region:5>?", (), True),
+    ("is <region:1> left of <region:2>?", (), True),
+    ("what is this?", ("4",), True),
+    ("What is <region:3> holding?", (), False),
+    ("how heavy is it, roughly?", ("4",), False),
+    ("how are you", (), False),
+])
+def test_needs_grounding(question: str, region_ids: tuple[str, ...], want: bool) -> None:
+    assert needs_grounding(question, region_ids) is want

@@ -25,6 +25,10 @@ visible", unknown ids), AMBIGUOUS (``region_ids`` = the candidates: "there are 2
 7; which one?"), INVALID (unparseable question; ``message`` lists supported forms). ``frame_stamp``
 is left 0 for the caller to set. Model errors (:class:`gar_ros.errors.GarError`) propagate.
 
+``needs_grounding(question, region_ids=()) -> bool`` tells whether a question names regions by
+words or relations (False for free questions over explicit ``<region:ID>`` / ``region_ids`` only and
+for unparseable text), for callers that answer explicit-id questions another way (video context).
+
 Supported questions: what is X / describe X / what colour|material|shape|size|texture is X /
 is X <relation> Y / which is closer to X, A or B (farther, larger, smaller) / is X bigger than Y /
 how many X (are there) / is there an X ... / where is X / free questions with explicit references.
@@ -37,11 +41,11 @@ from gar_ros.query.answer import answer_question, subject_phrase
 from gar_ros.query.config import QueryConfig
 from gar_ros.query.geometry import Geometry, Shape, region_shape
 from gar_ros.query.grounding import CaptionCache, Grounder, Grounding
-from gar_ros.query.parse import Compare, Kind, ParsedQuestion, RefExpr, parse_question
+from gar_ros.query.parse import Compare, Kind, ParsedQuestion, RefExpr, needs_grounding, parse_question
 from gar_ros.query.vocabulary import Order, Relation
 
 __all__ = [
     "answer_question", "subject_phrase", "QueryConfig", "Geometry", "Shape", "region_shape",
     "CaptionCache", "Grounder", "Grounding", "Compare", "Kind", "ParsedQuestion", "RefExpr",
-    "parse_question", "Order", "Relation",
+    "parse_question", "needs_grounding", "Order", "Relation",
 ]

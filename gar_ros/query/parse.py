@@ -483,6 +483,16 @@ def parse_question(question: str, region_ids: tuple[str, ...] | list[str] = ()) 
         raise QueryError(f"{err}. {HELP}") from err
 
 
+def needs_grounding(question: str, region_ids: tuple[str, ...] | list[str] = ()) -> bool:
+    """True when the question refers to regions by words or relations (not only by explicit ids
+    in a free question), i.e. when :func:`gar_ros.query.answer_question` should handle it."""
+    try:
+        parsed = parse_question(question, region_ids)
+    except QueryError:
+        return False
+    return parsed.kind is not Kind.FREE
+
+
 HELP = (
     "Ask e.g. 'what is the object left of the cup?', 'describe the largest box', 'what colour is "
     "the second cup from the left?', 'is the bottle left of the cup?', 'which is closer to the "
