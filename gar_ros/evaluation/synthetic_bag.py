@@ -19,10 +19,11 @@ DEFAULT_FIRST_SEED = 1_000_000
 
 
 def held_out_first_seed() -> int:
+    """``eval-tiny``'s first held-out seed (``gar_ros.training.recipe.EVAL_SEED_BASE``)."""
     try:
-        from gar_ros.training import evaluate  # type: ignore[attr-defined]
+        from gar_ros.training.recipe import EVAL_SEED_BASE
 
-        return int(evaluate.HELD_OUT_SEED)
+        return int(EVAL_SEED_BASE)
     except (ImportError, AttributeError, TypeError, ValueError):
         return DEFAULT_FIRST_SEED
 
