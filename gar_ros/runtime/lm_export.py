@@ -143,7 +143,11 @@ def kv_names(num_layers: int, prefix: str) -> list[str]:
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
             dynamic: tuple, opset: int) -> None:
+    quiet = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript", "torch.onnx")]
+    levels = [q.level for q in quiet]
     try:
+        for q in quiet:
+            q.setLevel(logging.WARNING)
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -153,6 +157,9 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
             )
     except Exception as err:  # the exporter raises many unrelated types
         raise BackendError(f"ONNX export of {path.name} failed: {type(err).__name__}: {err}") from err
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
 
 
 def export_language(decoder: nn.Module, lm_head: nn.Module, out_dir: Path, *, opset: int = 18,

@@ -86,6 +86,8 @@ def _np(t: Tensor, dtype: np.dtype) -> np.ndarray:
 class OrtVisionEngine:
     """``encode(pixel_values (T,3,S,S), prompt_maps (T,1|3,S,S)) -> (T, N, D)`` with vision.onnx."""
 
+    backend = "onnxruntime"
+
     def __init__(self, export_dir: Path | str, providers: Sequence[str] | None = None, threads: int = 0) -> None:
         self.export_dir = Path(export_dir)
         self.manifest = Manifest.load(self.export_dir)
@@ -113,6 +115,8 @@ class OrtLanguageEngine:
 
     ``prefill`` and ``decode`` return logits of the LAST position only, shape (B, 1, V).
     """
+
+    backend = "onnxruntime"
 
     def __init__(self, export_dir: Path | str, providers: Sequence[str] | None = None, threads: int = 0) -> None:
         self.export_dir = Path(export_dir)
