@@ -88,8 +88,7 @@ def test_video_context_uses_recent_frames(model):
 
     clip = generate_clip(5, n_frames=4)
     batches = []
-    p = Pipeline(model, PipelineConfig(max_new_tokens=4, context_frames=3, redescribe_period=0.05,
-                                       query_grounding=False),
+    p = Pipeline(model, PipelineConfig(max_new_tokens=4, context_frames=3, redescribe_period=0.05),
                  synchronous=True, on_descriptions=batches.append)
     for k, scene in enumerate(clip):
         stamp = (k + 1) * 200_000_000
@@ -100,8 +99,11 @@ def test_video_context_uses_recent_frames(model):
     used = last.descriptions[0].text.frame_stamps
     assert 2 <= len(used) <= 3 and used[-1] == last.stamp and used == sorted(used)
     rid = last.descriptions[0].region.id
+    encoded = p.context.frames_encoded
+    assert encoded > 0
     r = p.submit_query(QueryRequest(f"which way did <region:{rid}> move: left or right?")).result(0)
-    assert r.answer.status == AnswerStatus.OK
+    assert r.answer.status == AnswerStatus.OK and r.answer.region_ids == [rid]
+    assert p.context.frames_encoded == encoded  # the clip's frames were encoded once, reused
 
 
 def test_gar_demo_image_with_masks(model):

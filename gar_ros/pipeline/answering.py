@@ -1,9 +1,12 @@
 """Answering one query on one joined frame.
 
-Natural-language questions go to ``gar_ros.query.answer_question`` when that module provides it
-(grounding "the cup left of the bottle" to regions); otherwise, and always for questions whose
-regions are all given explicitly, the question's ``<region:ID>`` references become ``<PromptK>``
-and the model answers directly (``GarModel.ask``).
+Routing:
+- video context on (``context_frames`` > 0) and a free question over explicit regions only
+  (``gar_ros.query.needs_grounding`` is False): the clip of recent frames answers it;
+- otherwise, with grounding on and ``gar_ros.query`` installed: ``gar_ros.query.answer_question``
+  (grounds "the cup left of the bottle" to regions; handles explicit ids too);
+- otherwise the question's ``<region:ID>`` references become ``<PromptK>`` and ``GarModel.ask``
+  answers directly.
 """
 from __future__ import annotations
 
@@ -17,12 +20,16 @@ from gar_ros.pipeline.references import REFERENCE, map_references
 from gar_ros.types import Answer, AnswerStatus
 
 
-def _query_answerer() -> Callable[..., Answer] | None:
+def _query_attr(name: str) -> Callable[..., Any] | None:
     try:
         module = importlib.import_module("gar_ros.query")
     except ImportError:
         return None
-    return getattr(module, "answer_question", None)
+    return getattr(module, name, None)
+
+
+def _query_answerer() -> Callable[..., Answer] | None:
+    return _query_attr("answer_question")
 
 
 def _name_prompts(question: str, n: int) -> str:
@@ -54,6 +61,9 @@ def answer_query(
     )
     frame = joined.frame
     explicit = bool(REFERENCE.search(request.question)) or bool(request.region_ids)
+    if explicit and context is not None and grounding:
+        needs = _query_attr("needs_grounding")
+        explicit = needs is None or not needs(request.question, list(request.region_ids))
     if context is not None and explicit:
         question = _name_prompts(mapped.question, len(mapped.region_ids))
         try:
