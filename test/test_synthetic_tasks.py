@@ -86,7 +86,7 @@ def test_choice_is_reproducible() -> None:
 
 def test_free_and_motion_answers() -> None:
     kinds = collections.Counter()
-    for seed in range(60):
+    for seed in range(90):
         s = make_free(seed)
         kinds[s.kind] += 1
         label = s.regions[0].label
@@ -94,9 +94,14 @@ def test_free_and_motion_answers() -> None:
             assert s.answer == label.split()[0]
         elif s.kind == "shape":
             assert s.answer == label.split()[1]
+        elif s.kind == "size":
+            assert s.answer in ("small", "large")
+        elif s.kind == "describe_with":
+            assert 2 <= len(s.regions) <= 4 and "<Prompt1>" in s.question
+            assert parse_description(s.answer)["colour"] == label.split()[0]
         elif s.kind == "is_left_of":
             assert s.answer == ("yes" if _centre_x(s.regions[0]) < _centre_x(s.regions[1]) else "no")
-    assert set(kinds) == {"colour", "shape", "what_is", "is_left_of"}
+    assert set(kinds) == {"colour", "shape", "size", "what_is", "describe_with", "is_left_of"}
     answers = collections.Counter()
     for seed in range(40):
         m = make_motion(seed, n_frames=4)

@@ -109,7 +109,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> tuple[np.n
         else:
             pat = ((xx // period) + (yy // period)) % 2
         img += (pat.astype(np.float32) - 0.5)[..., None] * rng.uniform(10, 25)
-    img += rng.normal(0.0, rng.uniform(2.0, 7.0), (height, width, 3)).astype(np.float32)
+    img += rng.standard_normal((height, width, 3), dtype=np.float32) * np.float32(rng.uniform(2.0, 7.0))
     return img, {"kind": kind, "tone": [float(v) for v in tone]}
 
 
@@ -182,7 +182,7 @@ def _render(background: np.ndarray, specs: list[_Spec], frame: int, width: int, 
         mask = shape_mask(s.shape, cx, cy, s.radius, width, height)
         img[mask] = np.asarray(s.rgb, np.float32)
         shapes.append((mask, cx, cy))
-    img += rng.normal(0.0, 3.0, img.shape).astype(np.float32)
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(3.0)
     return np.clip(img, 0, 255).astype(np.uint8), shapes
 
 

@@ -12,8 +12,9 @@ Tasks (``TaskSample.task``):
   bottommost, largest, smallest, left/right of, above/below, same colour as) or over colour /
   shape names for one region; answer a letter.
 - ``free``: short questions about prompted regions ("What colour is <Prompt0>?" -> "red",
-  "What shape ..." -> "star", "What is <Prompt0>?" -> "a small red star",
-  "Is <Prompt0> left of <Prompt1>?" -> "yes"/"no").
+  "What shape ..." -> "star", "What size ..." -> "small", "What is <Prompt0>?" -> "a small red
+  star", "Describe <Prompt0> in detail, including the relationship with <Prompt1>." -> the
+  target's description, "Is <Prompt0> left of <Prompt1>?" -> "yes"/"no").
 - ``motion``: over a clip, "Which way did <Prompt0> move: left or right?" -> "left"/"right".
 """
 from __future__ import annotations
@@ -34,6 +35,10 @@ from gar_ros.types import Region
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 MC_SUFFIX = "Answer with the correct option's letter directly."
 MOTION_QUESTION = "Which way did <Prompt0> move: left or right?"
+
+#: Scenes of a choice / free / motion sample with seed s use scene seeds s*SUB_SEEDS + t
+#: (t < SUB_SEEDS), so disjoint seed ranges give disjoint scenes (held-out sets stay held out).
+SUB_SEEDS = 64
 
 #: Minimum separation (fraction of the image's shorter side) between centroids for a
 #: positional relation to count as unambiguous.
@@ -61,6 +66,12 @@ SHAPE_TEMPLATES: tuple[str, ...] = (
     "What shape is <Prompt0>?",
     "What is the shape of <Prompt0>?",
 )
+SIZE_TEMPLATES: tuple[str, ...] = (
+    "What size is <Prompt0>?",
+    "Is <Prompt0> small or large?",
+)
+#: Describe a target (<Prompt0>) in the context of other prompted regions (<Prompt1>..).
+DESCRIBE_WITH_TEMPLATE = "Describe <Prompt0> in detail, including the relationship with {anchors}."
 
 
 @dataclass
@@ -174,15 +185,21 @@ def _extreme(rng: np.random.Generator, scene: Scene, kind: str) -> TaskSample | 
 
 
 def _relation(rng: np.random.Generator, scene: Scene, kind: str) -> TaskSample | None:
-    """Anchor <Prompt0>; 2-3 candidates <Prompt1..>; exactly one satisfies the relation."""
+    """Anchor <Prompt0>; 2-3 candidates <Prompt1..>; exactly one satisfies the relation.
+
+    Anchors are tried in a random order; None when no object of the scene can be one."""
     phrase, axis, sign = _RELATIONS[kind]
     short = min(scene.image.shape[:2])
     margin = POSITION_MARGIN * short
-    anchor = scene.objects[int(rng.integers(len(scene.objects)))]
-    a = _centre(anchor)[axis]
-    yes = [o for o in scene.objects if o is not anchor and sign * (_centre(o)[axis] - a) > margin]
-    no = [o for o in scene.objects if o is not anchor and sign * (_centre(o)[axis] - a) < -margin]
-    if not yes or not no:
+    centres = {o.id: _centre(o)[axis] for o in scene.objects}
+    for a_idx in rng.permutation(len(scene.objects)):
+        anchor = scene.objects[int(a_idx)]
+        a = centres[anchor.id]
+        yes = [o for o in scene.objects if o is not anchor and sign * (centres[o.id] - a) > margin]
+        no = [o for o in scene.objects if o is not anchor and sign * (centres[o.id] - a) < -margin]
+        if yes and no:
+            break
+    else:
         return None
     target = yes[int(rng.integers(len(yes)))]
     n_wrong = int(rng.integers(1, min(2, len(no)) + 1))
@@ -236,8 +253,8 @@ def make_choice(seed: int, kind: str | None = None, size: tuple[int, int] = DEFA
     kind = kind or str(rng.choice(CHOICE_KINDS))
     if kind not in CHOICE_KINDS:
         raise InputError(f"unknown choice kind {kind!r}")
-    for t in range(max_tries):
-        sub = int(rng.integers(1 << 30))
+    for t in range(min(max_tries, SUB_SEEDS)):
+        sub = seed * SUB_SEEDS + t
         if kind == "same_colour":
             scene = generate_scene(sub, size, int(rng.integers(3, 7)), distinct_colours=True,
                                    duplicate_colour=True)
@@ -266,11 +283,14 @@ def make_describe(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> list[TaskS
                        meta={"objects": [o.id], "seed": seed}) for o in scene.objects]
 
 
+FREE_KINDS: tuple[str, ...] = ("colour", "shape", "size", "what_is", "describe_with", "is_left_of")
+
+
 def make_free(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> TaskSample:
     """A short free question about one or two prompted regions."""
     rng = np.random.default_rng([seed, 2])
-    scene = generate_scene(int(rng.integers(1 << 30)), size)
-    kind = str(rng.choice(["colour", "shape", "what_is", "is_left_of"]))
+    scene = generate_scene(seed * SUB_SEEDS, size)
+    kind = str(rng.choice(FREE_KINDS))
     obj = scene.objects[int(rng.integers(len(scene.objects)))]
     if kind == "colour":
         return TaskSample("free", kind, [scene], [obj.region()],
@@ -278,10 +298,20 @@ def make_free(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> TaskSample:
     if kind == "shape":
         return TaskSample("free", kind, [scene], [obj.region()],
                           str(rng.choice(SHAPE_TEMPLATES)), obj.shape, meta={"seed": seed})
+    if kind == "size":
+        return TaskSample("free", kind, [scene], [obj.region()],
+                          str(rng.choice(SIZE_TEMPLATES)), obj.size, meta={"seed": seed})
     if kind == "what_is":
         return TaskSample("free", kind, [scene], [obj.region()],
                           str(rng.choice(WHAT_IS_TEMPLATES)), obj.description, meta={"seed": seed})
     other = [o for o in scene.objects if o is not obj]
+    if kind == "describe_with":
+        k = int(rng.integers(1, min(3, len(other)) + 1))
+        anchors = [other[int(i)] for i in rng.choice(len(other), size=k, replace=False)]
+        names = " and ".join(f"<Prompt{j + 1}>" for j in range(k))
+        return TaskSample("free", kind, [scene], [obj.region(), *[a.region() for a in anchors]],
+                          DESCRIBE_WITH_TEMPLATE.format(anchors=names), obj.description,
+                          meta={"seed": seed})
     o2 = other[int(rng.integers(len(other)))]
     dx = _centre(obj)[0] - _centre(o2)[0]
     return TaskSample("free", kind, [scene], [obj.region(), o2.region()],
@@ -292,7 +322,7 @@ def make_free(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> TaskSample:
 def make_motion(seed: int, n_frames: int = 4, size: tuple[int, int] = DEFAULT_SIZE) -> TaskSample:
     """Clip of ``n_frames`` frames; which way did one object move (its horizontal velocity)."""
     rng = np.random.default_rng([seed, 3])
-    clip = generate_clip(int(rng.integers(1 << 30)), n_frames, size)
+    clip = generate_clip(seed * SUB_SEEDS, n_frames, size)
     i = int(rng.integers(len(clip[-1].objects)))
     first, last = clip[0].objects[i], clip[-1].objects[i]
     answer = "left" if last.centre[0] < first.centre[0] else "right"
@@ -329,7 +359,7 @@ def is_correct(sample: TaskSample, output: str) -> bool:
     and motion the answer words (what_is: colour and shape)."""
     if sample.task == "choice":
         return first_letter(output) == sample.answer
-    if sample.task == "describe" or sample.kind == "what_is":
+    if sample.task == "describe" or sample.kind in ("what_is", "describe_with"):
         got, ref = parse_description(output), parse_description(sample.answer)
         return got["colour"] == ref["colour"] and got["shape"] == ref["shape"]
     words = re.findall(r"[a-z]+", output.lower())

@@ -4,9 +4,9 @@ Built with the ``tokenizers`` library (WordLevel model) and wrapped as a
 ``transformers.PreTrainedTokenizerFast``, saved as ``tokenizer.json`` + ``tokenizer_config.json``
 so that a checkpoint directory loads with ``AutoTokenizer.from_pretrained`` like real weights.
 
-Pre-tokenisation splits on whitespace and punctuation (``\\w+|[^\\w\\s]+``); words are
-case-sensitive (the vocabulary holds each word lowercase and capitalised, the option letters
-upper case). Unknown words map to ``<unk>``. Decoding joins words with spaces and re-attaches
+Text is lowercased, then split on whitespace and punctuation (``\\w+|[^\\w\\s]+``); the
+option letters "A".."D" are added tokens matched as whole words BEFORE lowercasing, so answers
+keep GAR-Bench's upper-case letters. Unknown words map to ``<unk>``. Decoding joins words with spaces and re-attaches
 punctuation. Special tokens keep their Llama 3 / PerceptionLM / GAR spellings:
 ``<|begin_of_text|>``, ``<|end_of_text|>``, ``<|start_header_id|>``, ``<|end_header_id|>``,
 ``<|eot_id|>``, ``<|image|>``, ``<|video|>``, ``<|reserved_special_token_K|>`` (crop slots) and
@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from gar_ros.synthetic.tasks import (
-    COLOUR_TEMPLATES, MC_SUFFIX, MOTION_QUESTION, SHAPE_TEMPLATES, WHAT_IS_TEMPLATES,
+    COLOUR_TEMPLATES, DESCRIBE_WITH_TEMPLATE, LETTERS, MC_SUFFIX, MOTION_QUESTION,
+    SHAPE_TEMPLATES, SIZE_TEMPLATES, WHAT_IS_TEMPLATES,
 )
 from gar_ros.synthetic.vocabulary import COLOUR_NAMES, SHAPES, SIZE_NAMES
 
@@ -57,13 +58,15 @@ behind front leftmost rightmost topmost bottommost largest smallest larger small
 different than as by move moved moving way direction up down still describe name tell me show
 image picture masked detail details some i am curious about question options option answer
 correct letter directly s do does did can could please identify brief briefly shown visible see
-you find other another each every only both all none any user assistant system
+you find other another each every only both all none any user assistant system material made
+texture pattern have has relationship relation camera middle closest
 """.split())
 
 
 def task_words() -> list[str]:
     """Every word the synthetic tasks use (templates, names, letters)."""
-    text = " ".join([*COLOUR_TEMPLATES, *SHAPE_TEMPLATES, *WHAT_IS_TEMPLATES, MC_SUFFIX,
+    text = " ".join([*COLOUR_TEMPLATES, *SHAPE_TEMPLATES, *SIZE_TEMPLATES, *WHAT_IS_TEMPLATES,
+                     DESCRIBE_WITH_TEMPLATE, MC_SUFFIX,
                      MOTION_QUESTION, "Question Options Which one among is the leftmost",
                      "Which object is left of right of above below has the same colour as",
                      "What is the colour shape of Is left of Describe this masked region in "
@@ -82,17 +85,20 @@ def special_tokens(prompt_numbers: int = 5, reserved: int = 16) -> list[str]:
 
 def build_tokenizer(extra_words: Iterable[str] = (), prompt_numbers: int = 5,
                     reserved: int = 16) -> PreTrainedTokenizerFast:
-    """Word-level tokenizer: ids 0/1 = pad/unk, then sorted words, then :func:`special_tokens`."""
-    words: set[str] = set()
-    for w in [*task_words(), *EXTRA_WORDS, *extra_words]:
-        words.update({w, w.lower(), w[:1].upper() + w[1:].lower()} if w.isalpha() and len(w) > 1
-                     else {w})
-    words.update({"A", "B", "C", "D", "a", ".", ",", "?", ":", ";", "'", "!", "-", "(", ")"})
+    """Word-level tokenizer: ids 0/1 = pad/unk, then sorted lowercase words, the option letters,
+    then :func:`special_tokens`."""
+    words = {w.lower() for w in [*task_words(), *EXTRA_WORDS, *extra_words]}
+    words.update({".", ",", "?", ":", ";", "'", "!", "-", "(", ")"})
+    words -= {L.lower() for L in LETTERS} - {"a"}
     vocab = {PAD: 0, UNK: 1}
     for w in sorted(words):
         vocab.setdefault(w, len(vocab))
+    for letter in LETTERS:
+        vocab[letter] = len(vocab)
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.add_tokens([AddedToken(L, single_word=True, normalized=False) for L in LETTERS])
     core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     specials = special_tokens(prompt_numbers, reserved)
     tok = PreTrainedTokenizerFast(

@@ -1,0 +1,173 @@
+"""Train the tiny GAR on synthetic tasks (CPU, seeded) and write it as a GAR checkpoint.
+
+The network is the model core's :class:`gar_ros.model.modeling.GarTorchModel` built from
+:func:`gar_ros.model.tiny.tiny_config` (PE-style timm ViT + mask patch embedding + projector +
+Llama decoder) with the word-level tokenizer of :mod:`gar_ros.training.tokenizer`; the loss is
+the model's own ``forward(..., labels=...)``; the checkpoint is written by
+:func:`gar_ros.model.tiny.save_checkpoint` (the official directory layout) and loads with
+``GarModel.from_pretrained``. Samples are generated on the fly from per-step seeds, so a run is a
+pure function of the recipe (up to floating-point summation order across thread counts).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gar_ros.model.modeling import GarTorchModel
+from gar_ros.model.processor import GarProcessor
+from gar_ros.model.tiny import init_weights, save_checkpoint, tiny_config
+from gar_ros.synthetic.tasks import TaskSample, make_choice, make_describe, make_free
+from gar_ros.training.batches import EncodedSample, collate, encode_sample
+from gar_ros.training.recipe import TRAIN_SEED_BASE, TinyRecipe
+from gar_ros.training.tokenizer import BOS, EOT, IMAGE, PAD, build_tokenizer
+
+log = logging.getLogger(__name__)
+CROP_TOKENS = tuple(f"<|reserved_special_token_{k + 2}|>" for k in range(5))
+
+
+def build_untrained(recipe: TinyRecipe) -> tuple[GarTorchModel, GarProcessor]:
+    """A freshly initialised tiny model and its processor (tokenizer + config)."""
+    tok = build_tokenizer()
+    ids = lambda t: int(tok.convert_tokens_to_ids(t))  # noqa: E731
+    config = tiny_config(
+        vocab_size=len(tok), crop_tokens_ids=[ids(t) for t in CROP_TOKENS],
+        tile_size=recipe.tile_size, patch_size=recipe.patch_size,
+        pooling_ratio=recipe.pooling_ratio, max_num_tiles=recipe.max_num_tiles,
+        vision_width=recipe.vision_width, vision_depth=recipe.vision_depth,
+        vision_heads=recipe.vision_heads, hidden_size=recipe.hidden_size, layers=recipe.layers,
+        heads=recipe.heads, kv_heads=recipe.kv_heads, intermediate_size=recipe.intermediate_size,
+        replay_geometry=recipe.replay_geometry, replay_output_size=recipe.replay_output_size,
+        image_token_id=ids(IMAGE), bos_id=ids(BOS), eos_id=ids(EOT), pad_id=ids(PAD),
+    )
+    config.double_bos = False
+    torch.manual_seed(recipe.seed)
+    model = GarTorchModel(config)
+    init_weights(model, recipe.seed)
+    processor = GarProcessor(config, tok, tok.chat_template)
+    return model, processor
+
+
+def draw_sample(recipe: TinyRecipe, index: int) -> TaskSample:
+    """Training sample ``index`` of the recipe's stream (seeds >= TRAIN_SEED_BASE)."""
+    rng = np.random.default_rng([recipe.seed, index])
+    names = list(recipe.mixture)
+    weights = np.asarray([recipe.mixture[n] for n in names], dtype=float)
+    task = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    seed = TRAIN_SEED_BASE + int(rng.integers(0, 2**40))
+    size = recipe.scene_size
+    if task == "describe":
+        options = make_describe(seed, size)
+        return options[int(rng.integers(len(options)))]
+    if task == "choice":
+        return make_choice(seed, size=size)
+    if task == "free":
+        return make_free(seed, size)
+    raise ValueError(f"unknown task {task!r} in the mixture")
+
+
+def _lr(recipe: TinyRecipe, step: int) -> float:
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    t = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    floor = recipe.lr * recipe.min_lr_ratio
+    return floor + (recipe.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
+               progress: Callable[[str], None] | None = None) -> dict:
+    """Train and save; returns the training record (also written to ``training.json``)."""
+    recipe = recipe or TinyRecipe()
+    say = progress or log.info
+    torch.set_num_threads(recipe.threads)
+    random.seed(recipe.seed)
+    np.random.seed(recipe.seed % (2**32))
+    model, processor = build_untrained(recipe)
+    model.train()
+    end_id = int(processor.tokenizer.convert_tokens_to_ids(EOT))
+    pad_id = int(processor.tokenizer.convert_tokens_to_ids(PAD))
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=recipe.lr, betas=(0.9, 0.98))
+    start = time.perf_counter()
+    cpu_start = time.process_time()
+    losses: list[float] = []
+    data_s = 0.0
+    step = 0
+    stopped_early = False
+    for step in range(recipe.steps):
+        t0 = time.perf_counter()
+        batch: list[EncodedSample] = [
+            encode_sample(processor, draw_sample(recipe, step * recipe.batch_size + i), end_id)
+            for i in range(recipe.batch_size)
+        ]
+        inputs = collate(batch, pad_id)
+        data_s += time.perf_counter() - t0
+        for group in opt.param_groups:
+            group["lr"] = _lr(recipe, step)
+        out = model(**inputs)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        opt.step()
+        losses.append(float(out.loss))
+        if step % 25 == 0 or step == recipe.steps - 1:
+            elapsed = time.perf_counter() - start
+            say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} "
+                f"lr {_lr(recipe, step):.2e} {elapsed:.0f}s")
+        if recipe.time_limit_s and time.perf_counter() - start > recipe.time_limit_s:
+            stopped_early = True
+            say(f"time limit {recipe.time_limit_s:.0f}s reached at step {step}")
+            break
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    model.eval()
+    out = Path(out_dir)
+    save_checkpoint(out, model.config, model, processor.tokenizer)
+    record = {
+        "recipe": recipe.to_dict(),
+        "steps_done": step + 1,
+        "stopped_early": stopped_early,
+        "final_loss": float(np.mean(losses[-25:])) if losses else None,
+        "loss_curve": [round(float(np.mean(losses[i:i + 25])), 4) for i in range(0, len(losses), 25)],
+        "wall_s": round(wall, 1),
+        "process_cpu_s": round(cpu, 1),
+        "data_s": round(data_s, 1),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__, **_lib_versions()},
+        "machine": {"cpus": _cpu_count(), "load_avg_at_end": _loadavg()},
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _lib_versions() -> dict[str, str]:
+    import timm
+    import tokenizers
+    import transformers
+    return {"transformers": transformers.__version__, "timm": timm.__version__,
+            "tokenizers": tokenizers.__version__}
+
+
+def _cpu_count() -> int:
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _loadavg() -> list[float]:
+    import os
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
