@@ -1,0 +1,250 @@
+"""GarModel on tiny random checkpoints: loading, equivalences, cache, bad inputs, training forward."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _model_helpers import random_image, rect_mask, tiny_checkpoint
+from gar_ros.errors import CheckpointError, ImageError, QueryError, RegionError, TooManyRegionsError
+from gar_ros.model import GarModel
+from gar_ros.model.generation import left_pad
+from gar_ros.types import AnswerStatus, Region
+
+torch.set_num_threads(1)
+H, W = 90, 140
+
+
+@pytest.fixture(scope="module")
+def model() -> GarModel:
+    return GarModel.from_pretrained(tiny_checkpoint(0))
+
+
+def regions() -> list[Region]:
+    return [
+        Region("a", mask=rect_mask(H, W, 10, 40, 20, 70)),
+        Region("b", box=(80, 30, 140, 90)),
+        Region("c", mask=rect_mask(H, W, 50, 88, 0, 30).astype(np.uint8) * 255),
+    ]
+
+
+def test_loads_official_layout(model: GarModel) -> None:
+    cfg = model.config
+    assert model.name == tiny_checkpoint(0).name
+    assert cfg.prompt_numbers == 5 and cfg.crop_tokens_ids == [128004, 128005, 128008, 128010, 128011]
+    tok = model.tokenizer
+    assert tok.convert_tokens_to_ids("<|image|>") == 128002
+    assert [tok.convert_tokens_to_ids(f"<Prompt{k}>") for k in range(5)] == list(range(128256, 128261))
+    assert tok.convert_tokens_to_ids("<NO_Prompt>") == 128261
+    tm = model.torch_model
+    assert tm.mllm.lm_head.weight.data_ptr() == tm.embed_layer.weight.data_ptr()  # tied: key absent
+    assert tm.mask_patch_embedding.weight.abs().sum() > 0
+
+
+def test_describe_batched_equals_single(model: GarModel) -> None:
+    img = random_image(H, W, seed=1)
+    regs = regions()
+    batched = model.describe(img, regs, max_new_tokens=6)
+    single = [model.describe(img, [r], max_new_tokens=6)[0] for r in regs]
+    assert [b.token_ids for b in batched] == [s.token_ids for s in single]
+    assert [b.region_id for b in batched] == ["a", "b", "c"]
+    assert len({tuple(b.token_ids) for b in batched}) > 1  # the region changes the output
+    assert all(len(b.token_ids) == 6 for b in batched)
+
+
+def test_cache_reuses_vision_and_matches_uncached(model: GarModel) -> None:
+    img = random_image(H, W, seed=2)
+    regs = regions()
+    model.clear_cache()
+    calls = model.vision.calls
+    first = model.describe(img, regs, max_new_tokens=4, frame_key="f1")
+    assert model.vision.calls == calls + 1  # one batched vision call for three regions
+    again = model.describe(img, regs, max_new_tokens=4, frame_key="f1")
+    assert model.vision.calls == calls + 1  # all prompt maps cached
+    uncached = model.describe(img, regs, max_new_tokens=4)
+    assert model.vision.calls == calls + 2
+    assert [r.token_ids for r in first] == [r.token_ids for r in again] == [r.token_ids for r in uncached]
+    other = random_image(H, W, seed=3)  # same key, new content: not served from the cache
+    model.describe(other, regs[:1], max_new_tokens=1, frame_key="f1")
+    assert model.vision.calls == calls + 3
+    model.clear_cache()
+
+
+def test_cache_is_bounded(model: GarModel) -> None:
+    model.clear_cache()
+    for k in range(model.cache_size + 3):
+        model.encode_frame(random_image(20, 20, seed=k), frame_key=k)
+    assert len(model._frames) == model.cache_size
+    assert 0 not in model._frames and model.cache_size + 2 in model._frames
+    model.clear_cache()
+
+
+def test_kv_cache_generation_equals_full_recompute(model: GarModel) -> None:
+    img = random_image(H, W, seed=4)
+    prepared = model.prepare_ask(img, regions()[:2], "What is <Prompt0> next to <Prompt1>?")
+    result = model.generate_prepared([prepared], max_new_tokens=5)
+    tm = model.torch_model
+    embeds = prepared.embeds
+    tokens = []
+    with torch.inference_mode():
+        for _ in range(len(result.tokens[0])):
+            x = embeds[None]
+            mask = torch.ones(x.shape[:2], dtype=torch.long)
+            logits, _ = tm.language_forward(x, mask, torch.arange(x.shape[1])[None])
+            nxt = int(logits[0, -1].argmax())
+            tokens.append(nxt)
+            embeds = torch.cat([embeds, tm.embed(torch.tensor([nxt]))], dim=0)
+    assert tokens == result.tokens[0]
+
+
+def test_left_padding_matches_unpadded(model: GarModel) -> None:
+    img = random_image(H, W, seed=5)
+    a = model.prepare_ask(img, regions()[:1], "What colour is <Prompt0>?")
+    b = model.prepare_ask(img, regions()[:2], "Is <Prompt0> bigger than <Prompt1> or not?")
+    both = model.generate_prepared([a, b], max_new_tokens=4)
+    alone = [model.generate_prepared([p], max_new_tokens=4).tokens[0] for p in (a, b)]
+    assert both.tokens == alone
+    x, mask = left_pad([a.embeds, b.embeds])
+    assert mask.sum(1).tolist() == [a.embeds.shape[0], b.embeds.shape[0]]
+
+
+def test_ask_answer_and_streaming_cancel(model: GarModel) -> None:
+    img = random_image(H, W, seed=6)
+    regs = regions()
+    full = model.ask(img, regs, "How are <Prompt0>, <Prompt1> and <Prompt2> related?", max_new_tokens=6)
+    assert full.status == AnswerStatus.OK and full.region_ids == ["a", "b", "c"]
+    assert len(full.token_ids) == 6 and full.message == ""
+    seen: list[str] = []
+
+    def on_text(text: str) -> bool:
+        seen.append(text)
+        return len(seen) < 2
+
+    cut = model.ask(img, regs, "How are <Prompt0>, <Prompt1> and <Prompt2> related?", max_new_tokens=6,
+                    on_text=on_text)
+    assert cut.message == "cancelled" and cut.token_ids == full.token_ids[:2]
+    assert seen[-1] == cut.text
+
+
+def test_each_prompt_replays_its_own_box(model: GarModel) -> None:
+    img = random_image(H, W, seed=7)
+    prepared = model.prepare_ask(img, regions(), "Compare <Prompt0> with <Prompt2>.")
+    boxes = prepared.boxes
+    assert boxes[0] == (20 / W, 10 / H, 69 / W, 39 / H)
+    assert boxes[2] == (0 / W, 50 / H, 29 / W, 87 / H)
+    ids = prepared.prompt_ids
+    assert set(ids.unique().tolist()) == {0, 1, 2, 5}
+
+
+def test_bad_inputs_raise_clear_errors(model: GarModel) -> None:
+    img = random_image(H, W)
+    six = [Region(str(i), box=(i, i, i + 10, i + 10)) for i in range(6)]
+    with pytest.raises(TooManyRegionsError):
+        model.ask(img, six, "What is <Prompt0>?")
+    assert len(model.describe(img, six, max_new_tokens=1)) == 6  # describe: each region alone
+    with pytest.raises(RegionError, match="empty"):
+        model.describe(img, [Region("e", mask=np.zeros((H, W), bool))])
+    with pytest.raises(RegionError, match="aspect"):
+        model.describe(img, [Region("s", mask=np.ones((10, 10), bool))])
+    with pytest.raises(RegionError, match="outside"):
+        model.describe(img, [Region("o", box=(500, 500, 600, 600))])
+    with pytest.raises(RegionError, match="NaN"):
+        model.describe(img, [Region("n", box=(float("nan"), 0, 5, 5))])
+    with pytest.raises(RegionError, match="neither"):
+        model.describe(img, [Region("x")])
+    with pytest.raises(ImageError):
+        model.describe(img.astype(np.float32), regions())
+    with pytest.raises(QueryError):
+        model.ask(img, regions()[:1], "Where is <Prompt1>?")
+    with pytest.raises(QueryError):
+        model.ask(img, regions()[:1], "")
+    half = Region("h", mask=rect_mask(H // 2, W // 2, 5, 20, 10, 35))  # same aspect: resized NEAREST
+    assert model.describe(img, [half], max_new_tokens=1)[0].region_id == "h"
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_checkpoint_errors_name_what_is_missing(tmp_path: Path) -> None:
+    src = tiny_checkpoint(0)
+    with pytest.raises(CheckpointError, match="not found"):
+        GarModel.from_pretrained(tmp_path / "nothing")
+    d = _copy(src, tmp_path / "no_weights")
+    (d / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        GarModel.from_pretrained(d)
+    (d / "pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="pickle"):
+        GarModel.from_pretrained(d)
+    d = _copy(src, tmp_path / "no_tok")
+    (d / "tokenizer.json").unlink()
+    with pytest.raises(CheckpointError, match="tokenizer.json"):
+        GarModel.from_pretrained(d)
+    d = _copy(src, tmp_path / "bad_type")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model_type"] = "llava"
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="GAR"):
+        GarModel.from_pretrained(d)
+    d = _copy(src, tmp_path / "bad_size")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["mllm_config"]["text_config"]["num_hidden_layers"] = 3
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="missing"):
+        GarModel.from_pretrained(d)
+    d = _copy(src, tmp_path / "sharded")
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(d / "model.safetensors"))
+    (d / "model.safetensors").unlink()
+    keys = sorted(state)
+    half = len(keys) // 2
+    save_file({k: state[k] for k in keys[:half]}, str(d / "model-00001-of-00002.safetensors"))
+    save_file({k: state[k] for k in keys[half:]}, str(d / "model-00002-of-00002.safetensors"))
+    index = {"weight_map": {k: f"model-0000{1 if i < half else 2}-of-00002.safetensors" for i, k in enumerate(keys)}}
+    (d / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert GarModel.from_pretrained(d).config.prompt_numbers == 5
+    (d / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="00002"):
+        GarModel.from_pretrained(d)
+
+
+def test_training_forward_is_differentiable() -> None:
+    m = GarModel.from_pretrained(tiny_checkpoint(0), replay_geometry="corrected")
+    tm = m.torch_model.train()
+    img = random_image(H, W, seed=8)
+    prepared = m.prepare_ask(img, regions()[:2], "Is <Prompt0> left of <Prompt1>?")
+    answer = m.tokenizer.encode("yes", add_special_tokens=False)
+    ids = torch.cat([prepared.input_ids, torch.tensor(answer)])[None]
+    labels = torch.full_like(ids, -100)
+    labels[0, -len(answer):] = ids[0, -len(answer):]
+    frame = m.processor.tiles(img)
+    pmap = m.processor.region_prompt(
+        m.processor.masks(regions()[:2], W, H), [0, 1]
+    )
+    out = tm(ids, torch.ones_like(ids), [frame.pixel_values], [m.processor.prompt_map_tiles(pmap.prompt_map, frame)],
+             [frame.grid], [pmap.boxes], labels=labels)
+    assert out.loss is not None and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert tm.mask_patch_embedding.weight.grad is not None
+    assert tm.mask_patch_embedding.weight.grad.abs().sum() > 0
+    assert tm.mllm.model.multi_modal_projector.linear_1.weight.grad.abs().sum() > 0
+    tm.eval()
+
+
+def test_configurable_tile_and_tokens() -> None:
+    path = tiny_checkpoint(1, tile_size=112, patch_size=14, max_num_tiles=2, replay_geometry="corrected")
+    m = GarModel.from_pretrained(path)
+    assert m.config.tokens_per_tile == 16 and m.config.replay_side == 4
+    assert m.config.replay_geometry == "corrected"
+    img = random_image(60, 200)
+    prepared = m.prepare_describe(img, Region("r", box=(10, 10, 120, 50)))
+    assert prepared.grid == (2, 1)
+    assert int((prepared.input_ids == m.config.image_token_id).sum()) == 16 * 3
+    assert len(m.describe(img, [Region("r", box=(10, 10, 120, 50))], max_new_tokens=3)[0].token_ids) == 3
