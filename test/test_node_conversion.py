@@ -153,3 +153,22 @@ def test_region_mask_with_bad_encoding_or_size_reported():
     rs = regionset_from_msg(RegionArray(regions=[bad_enc, short, RegionMsg(id="ok")]))
     assert [r.id for r in rs.regions] == ["ok"]
     assert len(rs.problems) == 2 and "got 3" in rs.problems[1]
+
+
+def test_region_with_mask_only_travels_with_its_box():
+    mask = np.zeros((30, 40), bool)
+    mask[5:9, 10:20] = True
+    msg = region_to_msg(Region("m", mask=mask))
+    assert (msg.box.x_offset, msg.box.y_offset, msg.box.width, msg.box.height) == (10, 5, 10, 4)
+    np.testing.assert_array_equal(resolve_region(region_from_msg(msg), 40, 30).mask, mask)
+
+
+def test_region_box_partly_outside_and_empty_mask():
+    mask = np.zeros((30, 40), bool)
+    mask[0:4, 0:6] = True
+    msg = region_to_msg(Region("p", box=(-5, -5, 6, 4), mask=mask))
+    np.testing.assert_array_equal(resolve_region(region_from_msg(msg), 40, 30).mask, mask)
+    empty = region_to_msg(Region("e", mask=np.zeros((30, 40), bool)))
+    assert (empty.mask.width, empty.mask.height) == (40, 30)  # sent frame-sized, receiver rejects it
+    with pytest.raises(RegionError, match="empty"):
+        resolve_region(region_from_msg(empty), 40, 30)

@@ -13,6 +13,7 @@ import numpy as np
 
 from gar_ros.errors import ImageError, RegionError
 from gar_ros.pipeline.frames import DescriptionBatch, RegionSet
+from gar_ros.pipeline.regions import box_from_mask, clip_box
 from gar_ros.ros.images import array_to_imgmsg, image_array
 from gar_ros.types import Region
 
@@ -85,19 +86,33 @@ def regionset_from_msg(msg) -> RegionSet:
 
 
 def region_to_msg(region: Region):
-    """Region → gar_ros/Region (mask as a box-sized mono8 crop)."""
+    """Region → gar_ros/Region (mask as a box-sized mono8 crop; box derived from the mask when None).
+
+    Masks larger than their (rounded) box are cropped to it; an empty mask is sent frame-sized.
+    """
     from gar_ros.msg import Region as RegionMsg
 
     msg = RegionMsg()
     msg.id = region.id
     msg.label = region.label
     msg.score = float(region.score)
-    msg.box = box_to_roi(region.box)
+    box = region.box
+    mask = None if region.mask is None else np.asarray(region.mask, dtype=bool)
+    if mask is not None and box is None and mask.any():
+        box = box_from_mask(mask)
     msg.depth = float(region.depth) if region.depth is not None else float("nan")
-    if region.mask is not None and region.box is not None:
+    if mask is None:
+        msg.box = box_to_roi(box)
+        return msg
+    height, width = mask.shape
+    if box is not None:
+        msg.box = box_to_roi(clip_box(box, width, height))
         roi = msg.box
-        crop = region.mask[roi.y_offset : roi.y_offset + roi.height, roi.x_offset : roi.x_offset + roi.width]
-        msg.mask = array_to_imgmsg(crop.astype(np.uint8) * 255, "mono8")
+        crop = mask[roi.y_offset : roi.y_offset + roi.height, roi.x_offset : roi.x_offset + roi.width]
+        if roi.width > 0 and roi.height > 0 and crop.shape == (roi.height, roi.width):
+            msg.mask = array_to_imgmsg(crop.astype(np.uint8) * 255, "mono8")
+            return msg
+    msg.mask = array_to_imgmsg(mask.astype(np.uint8) * 255, "mono8")  # frame-sized
     return msg
 
 
