@@ -247,6 +247,15 @@ class Replayer:
                 return
             time.sleep(0.01)
 
+    def _timed_join(self, result: ReplayResult, call: Callable[[], None]) -> None:
+        """Run an ``add_*`` call; record its time without the model time it triggered as ``join``."""
+        before = sum(result.stage_times.get("describe", []))
+        t0 = time.perf_counter()
+        call()
+        elapsed = time.perf_counter() - t0
+        if not self.options.realtime:
+            result.add_time("join", max(0.0, elapsed - (sum(result.stage_times.get("describe", [])) - before)))
+
     # ------------------------------------------------------------------ one message
     def _feed(self, bm: BagMessage, choice: TopicChoice, pipeline: Any, result: ReplayResult,
               tickets: list[Any]) -> None:
@@ -266,11 +275,8 @@ class Replayer:
                 image = convert.decode_frame(msg)
                 result.add_time("decode", time.perf_counter() - t0)
                 result.frames += 1
-                t0 = time.perf_counter()
-                pipeline.add_frame(Frame(image=image, stamp=convert.stamp_ns(msg.header.stamp),
-                                         frame_id=str(msg.header.frame_id)))
-                if not self.options.realtime:
-                    result.add_time("pipeline_frame", time.perf_counter() - t0)
+                self._timed_join(result, lambda: pipeline.add_frame(Frame(
+                    image=image, stamp=convert.stamp_ns(msg.header.stamp), frame_id=str(msg.header.frame_id))))
             elif bm.topic == choice.regions:
                 regions = []
                 for k, rmsg in enumerate(msg.regions):
@@ -278,11 +284,8 @@ class Replayer:
                         regions.append(convert.region_from_msg(rmsg))
                     except GarError as err:
                         error("region", f"region #{k}: {err}")
-                t0 = time.perf_counter()
-                pipeline.add_regions(RegionSet(stamp=convert.stamp_ns(msg.header.stamp), regions=regions,
-                                               frame_id=str(msg.header.frame_id)))
-                if not self.options.realtime:
-                    result.add_time("pipeline_regions", time.perf_counter() - t0)
+                self._timed_join(result, lambda: pipeline.add_regions(RegionSet(
+                    stamp=convert.stamp_ns(msg.header.stamp), regions=regions, frame_id=str(msg.header.frame_id))))
             elif bm.topic == choice.queries:
                 req = QueryRequest(question=str(msg.question), region_ids=[str(x) for x in msg.region_ids],
                                    stamp=convert.stamp_ns(msg.stamp), query_id=str(msg.query_id))
