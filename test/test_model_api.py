@@ -248,3 +248,24 @@ def test_configurable_tile_and_tokens() -> None:
     assert prepared.grid == (2, 1)
     assert int((prepared.input_ids == m.config.image_token_id).sum()) == 16 * 3
     assert len(m.describe(img, [Region("r", box=(10, 10, 120, 50))], max_new_tokens=3)[0].token_ids) == 3
+
+
+def test_gar_geometry_448_tiles_256_tokens_16x16_replay() -> None:
+    """GAR-1B's tile geometry (448 tile, patch 14, 2x2 pooling) through the same code path."""
+    m = GarModel.from_pretrained(tiny_checkpoint(0, tile_size=448, max_num_tiles=2))
+    cfg = m.config
+    assert (cfg.tokens_per_tile, cfg.replay_side, cfg.feature_stride) == (256, 16, 28.0)
+    img = random_image(300, 700, seed=9)
+    region = Region("r", mask=rect_mask(300, 700, 100, 250, 400, 650))
+    prepared = m.prepare_describe(img, region)
+    assert prepared.grid == (2, 1) and prepared.pixel_values.shape == (3, 3, 448, 448)
+    assert int((prepared.input_ids == cfg.image_token_id).sum()) == 256 * 3
+    assert int((prepared.input_ids == cfg.crop_tokens_ids[1]).sum()) == 256
+    feats = m.vision.encode(prepared.pixel_values, m.processor.prompt_map_tiles(
+        m.processor.region_prompt([region.mask], [1]).prompt_map, m.processor.tiles(img)))
+    assert feats.shape == (3, 256, cfg.hidden_size)
+    m.replay_enabled = False  # ablation switch: crop tokens keep their own embeddings
+    plain = m.prepare_describe(img, region)
+    crop = plain.input_ids == cfg.crop_tokens_ids[1]
+    assert torch.equal(plain.embeds[crop], m.torch_model.embed(plain.input_ids[crop]))
+    assert not torch.equal(prepared.embeds[crop], plain.embeds[crop])

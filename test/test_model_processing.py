@@ -185,3 +185,29 @@ def test_question_ids_sorted_prompts_and_sanitised(processor) -> None:
         processor.question_ids(frame, [0], "what about <Prompt3>?")
     with pytest.raises(QueryError):
         processor.question_ids(frame, [0], "   ")
+
+
+def _official_string_ids(processor, frame, user_text: str) -> list[int]:
+    """The official path: one string (crop tokens written out, <|image|> expanded), chat
+    template, then the tokenizer with its own special tokens (adds the second BOS)."""
+    cfg = processor.config
+    tok = processor.tokenizer
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user_text}]}]
+    rendered = tok.apply_chat_template(messages, chat_template=processor.builder.chat_template,
+                                       add_generation_prompt=True, tokenize=False)
+    n_image = cfg.tokens_per_tile * frame.num_tiles
+    rendered = rendered.replace("<|image|>", "<|image|>" * n_image)
+    return tok(rendered, add_special_tokens=True)["input_ids"]
+
+
+def test_piecewise_ids_equal_whole_string_tokenisation(processor) -> None:
+    cfg = processor.config
+    frame = processor.tiles(random_image(70, 120))
+    crops = lambda k: f"<|reserved_special_token_{k + 2}|>" * cfg.replay_tokens  # noqa: E731
+    single = ("There are some objects I am curious about: <Prompt1>;\n<Prompt1>: " + crops(1)
+              + "Describe this masked region in detail.")
+    assert processor.describe_ids(frame) == _official_string_ids(processor, frame, single)
+    question = "Which of <Prompt2> and <Prompt0> is larger? Answer with a letter."
+    multi = ("There are some objects I am curious about: <Prompt0>; <Prompt2>; \n"
+             + "<Prompt0>: " + crops(0) + "\n<Prompt2>: " + crops(2) + "\n\n" + question)
+    assert processor.question_ids(frame, [2, 0], question) == _official_string_ids(processor, frame, multi)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,7 +105,10 @@ class GarModel:
         self.maps_per_frame = max(1, int(maps_per_frame))
         self.max_batch = max(1, int(max_batch))
         self._frames: OrderedDict[Any, FrameEntry] = OrderedDict()
+        self._lock = threading.RLock()  # guards the frame cache (and the vision calls that fill it)
         self.last_generation: GenerationResult | None = None
+        #: False skips RoI replay (crop tokens keep their token embeddings): ablation switch.
+        self.replay_enabled = True
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -148,7 +152,8 @@ class GarModel:
 
     # ------------------------------------------------------------------ cache
     def clear_cache(self) -> None:
-        self._frames.clear()
+        with self._lock:
+            self._frames.clear()
 
     def encode_frame(self, image: np.ndarray, frame_key: Any) -> FrameEntry:
         """Preprocess a frame into the cache under ``frame_key`` (returns the entry)."""
@@ -156,6 +161,10 @@ class GarModel:
         return self._frame_entry(rgb, frame_key)
 
     def _frame_entry(self, rgb: np.ndarray, frame_key: Any) -> FrameEntry:
+        with self._lock:
+            return self._frame_entry_locked(rgb, frame_key)
+
+    def _frame_entry_locked(self, rgb: np.ndarray, frame_key: Any) -> FrameEntry:
         digest = _digest(rgb)
         if frame_key is not None:
             entry = self._frames.get(frame_key)
@@ -172,6 +181,10 @@ class GarModel:
 
     def _encode(self, entry: FrameEntry, prompts: Sequence[RegionPrompt]) -> list[torch.Tensor]:
         """Tile tokens (T, N, D) per prompt map; uncached maps go through one vision call."""
+        with self._lock:
+            return self._encode_locked(entry, prompts)
+
+    def _encode_locked(self, entry: FrameEntry, prompts: Sequence[RegionPrompt]) -> list[torch.Tensor]:
         keys = [_digest(p.prompt_map) for p in prompts]
         todo: dict[bytes, torch.Tensor] = {}
         for key, prompt in zip(keys, prompts):
@@ -195,7 +208,11 @@ class GarModel:
     # ------------------------------------------------------------------ assembly
     def _prepare(self, entry: FrameEntry, ids: list[int], prompt: RegionPrompt, feats: torch.Tensor) -> PreparedPrompt:
         input_ids = torch.tensor(ids, dtype=torch.long)
-        replays = image_replays(self.config, feats, entry.tiles.grid, prompt.boxes, thumbnail=entry.tiles.thumbnail)
+        replays = (
+            image_replays(self.config, feats, entry.tiles.grid, prompt.boxes, thumbnail=entry.tiles.thumbnail)
+            if self.replay_enabled
+            else []
+        )
         token_emb = self.language.embed(input_ids[None])[0]
         embeds = fill_embeddings(token_emb, input_ids.to(token_emb.device), self.config.image_token_id,
                                  feats.to(token_emb.device), [(c, r.to(token_emb.device)) for c, r in replays])

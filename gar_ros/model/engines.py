@@ -34,7 +34,8 @@ class LanguageEngine(Protocol):
         ...
 
     def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """(B, L, D) + (B, L) -> logits (B, L, V), cache."""
+        """(B, L, D) + (B, L) -> logits (B, L', V), cache; L' >= 1, the last row belongs to the
+        last prompt token (torch and onnxruntime engines return only that one, L' = 1)."""
         ...
 
     def decode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
@@ -86,7 +87,8 @@ class TorchLanguageEngine:
     def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, Any]:
         mask = attention_mask.to(self.device)
         return self.model.language_forward(
-            inputs_embeds.to(self.device), mask, positions_from_mask(mask), cache=None, use_cache=True
+            inputs_embeds.to(self.device), mask, positions_from_mask(mask), cache=None, use_cache=True,
+            last_only=True,
         )
 
     @torch.inference_mode()
@@ -94,7 +96,7 @@ class TorchLanguageEngine:
         mask = attention_mask.to(self.device)
         positions = positions_from_mask(mask)[:, -input_ids.shape[1] :]
         embeds = self.model.embed(input_ids.to(self.device))
-        return self.model.language_forward(embeds, mask, positions, cache=cache, use_cache=True)
+        return self.model.language_forward(embeds, mask, positions, cache=cache, use_cache=True, last_only=True)
 
 
 def torch_engines(model: GarTorchModel) -> tuple[TorchVisionEngine, TorchLanguageEngine]:

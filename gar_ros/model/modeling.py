@@ -112,8 +112,9 @@ class GarTorchModel(nn.Module):
         position_ids: torch.Tensor,
         cache: Any = None,
         use_cache: bool = False,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, Any]:
-        """Decoder + LM head: (B, L, D) -> logits (B, L, V), cache."""
+        """Decoder + LM head: (B, L, D) -> logits (B, L, V) (``last_only``: (B, 1, V)), cache."""
         out = self.mllm.model.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -121,7 +122,8 @@ class GarTorchModel(nn.Module):
             cache=cache,
             use_cache=use_cache,
         )
-        return self.mllm.lm_head(out.last_hidden_state), out.cache
+        hidden = out.last_hidden_state[:, -1:] if last_only else out.last_hidden_state
+        return self.mllm.lm_head(hidden), out.cache
 
     # ------------------------------------------------------------------ assembly
     def image_replays(
