@@ -376,3 +376,24 @@ def test_relation_scores_follow_config_margins() -> None:
     assert Geometry(shapes, QueryConfig()).relation(Relation.LEFT_OF, "b", ("a",)) is None
     loose = QueryConfig(direction_margin=0.0, max_angle_deg=89.0)
     assert Geometry(shapes, loose).relation(Relation.LEFT_OF, "b", ("a",)) is not None
+
+
+def test_depth_image_in_millimetres_and_invalid_pixels() -> None:
+    depth = np.zeros((H, W), np.uint16)  # 0 = no reading
+    depth[60:80, 60:70] = 1500
+    shape = region_shape(box("r", 60, 60, 80, 80), depth_image=depth)
+    assert shape.depth == pytest.approx(1.5)
+    assert region_shape(box("r", 100, 100, 120, 120), depth_image=depth).depth is None
+    # a region's own depth wins over the image
+    assert region_shape(box("r", 60, 60, 80, 80, depth=0.7), depth_image=depth).depth == 0.7
+
+
+def test_unusable_regions_raise_region_error() -> None:
+    from gar_ros.errors import RegionError
+
+    with pytest.raises(RegionError):
+        region_shape(Region("x"))
+    with pytest.raises(RegionError):
+        region_shape(Region("x", box=(10, 10, 5, 20)))
+    with pytest.raises(RegionError):
+        region_shape(Region("x", box=(0, 0, float("nan"), 5)))

@@ -68,9 +68,7 @@ def region_shape(region: Region, use_mask: bool = True, depth_image: np.ndarray 
     if mask is not None:
         area = float(len(xs))
         cx, cy = float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
-        if region.box is None:
-            pass
-        else:  # a mask refines the box when both are given
+        if region.box is not None:  # a mask refines the box when both are given
             x1, y1 = max(x1, float(xs.min())), max(y1, float(ys.min()))
             x2, y2 = min(x2, float(xs.max() + 1)), min(y2, float(ys.max() + 1))
             if x2 <= x1 or y2 <= y1:  # mask and box disagree: trust the mask
