@@ -62,15 +62,18 @@ def test_newest_frame_is_never_evicted() -> None:
         assert len(hist) == 1 and hist.newest.stamp == i * NS_PER_S
 
 
-def test_min_interval_thins_but_keeps_newest() -> None:
-    hist = FrameHistory(max_frames=100, max_age_ns=10**18, max_bytes=1 << 40, min_interval_ns=100 * MS)
-    for i in range(31):  # 30 Hz for 1 s
-        hist.add(round(i * 1e9 / 30), *_frame(i))
+def test_min_interval_thins_older_frames_and_keeps_recent_ones() -> None:
+    hist = FrameHistory(
+        max_frames=100, max_age_ns=10**18, max_bytes=1 << 40, min_interval_ns=100 * MS, keep_recent=4
+    )
+    stamps_in = [round(i * 1e9 / 30) for i in range(61)]  # 30 Hz for 2 s
+    for i, stamp in enumerate(stamps_in):
+        hist.add(stamp, *_frame(i))
+        assert hist.stamps[-4:] == stamps_in[max(0, i - 3) : i + 1]  # the 4 newest always kept
     stamps = hist.stamps
-    assert stamps[-1] == round(30 * 1e9 / 30)
-    gaps = np.diff(stamps[:-1])
+    gaps = np.diff(stamps[:-4])
     assert (gaps >= 100 * MS).all()
-    assert 9 <= len(stamps) <= 12
+    assert 19 <= len(stamps) - 4 <= 21
 
 
 def test_same_stamp_replaces_and_out_of_order_inserts_sorted() -> None:

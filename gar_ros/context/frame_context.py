@@ -5,7 +5,8 @@ detector's region ids, as in the RegionArray) and asks for descriptions or answe
 one frame (the newest by default). With ``context_frames = K > 0`` the model sees, for the asked
 regions, K keyframes (see :mod:`gar_ros.context.keyframes`) as a clip
 (:mod:`gar_ros.model.video`); with ``K = 0`` it sees only the asked frame through the single-image
-path (``model.describe`` / ``model.ask``), token for token as without context.
+path (``model.describe`` / ``model.ask``), token for token as without context. K is capped at the
+model's crop slots (``prompt_numbers``, 5 for GAR), with one warning.
 
 Every frame's vision features are computed once and stored with the frame in the history (so they
 are evicted with it and count towards its byte cap), then reused by later descriptions and queries
@@ -19,6 +20,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import logging
+
 import numpy as np
 
 from gar_ros.context.history import NS_PER_S, FrameHistory, FrameRecord
@@ -26,6 +29,8 @@ from gar_ros.context.keyframes import choose_keyframes
 from gar_ros.context.tracks import RegionTracker, TrackerConfig
 from gar_ros.errors import InputError, UnknownRegionError
 from gar_ros.types import Answer, Region, RegionText
+
+log = logging.getLogger(__name__)
 
 
 def _ns(seconds: float) -> int:
@@ -39,7 +44,8 @@ class ContextConfig:
     ``context_frames`` [context_frames] K keyframes per clip, 0 = single image;
     ``context_window`` [context_window] seconds over which keyframes are spread;
     ``history_frames`` / ``history_age`` / ``history_bytes`` caps of the frame history;
-    ``history_interval`` frames closer than this (s) are thinned out of the history;
+    ``history_interval`` frames closer than this (s) are thinned out of the history, except the
+    newest ``history_recent`` frames;
     ``keep_images`` keep raw images of encoded frames (False saves memory but then a frame can
     only serve region sets it was already encoded for);
     ``iou_threshold`` / ``track_expiry`` / ``use_ids`` see :class:`TrackerConfig`.
@@ -51,6 +57,7 @@ class ContextConfig:
     history_age: float = 10.0
     history_bytes: int = 256 * 1024 * 1024
     history_interval: float = 0.1
+    history_recent: int = 8
     keep_images: bool = True
     iou_threshold: float = 0.3
     track_expiry: float = 2.0
@@ -100,12 +107,14 @@ class FrameContext:
             max_bytes=cfg.history_bytes,
             min_interval_ns=_ns(cfg.history_interval),
             keep_images=cfg.keep_images,
+            keep_recent=cfg.history_recent,
         )
         self.tracker = RegionTracker(cfg.tracker_config())
         #: region id -> track id, per stored stamp
         self._ids: dict[int, dict[str, str]] = {}
         #: frame encodings computed through this context (each stored and reused)
         self.frames_encoded = 0
+        self._warned = False
 
     # -- input ----------------------------------------------------------------------------------
     def add_frame(
@@ -181,6 +190,15 @@ class FrameContext:
         )
 
     # -- model calls ----------------------------------------------------------------------------
+    def _k(self, model: Any) -> int:
+        """context_frames, capped at the model's crop slots (``prompt_numbers``, 5 for GAR)."""
+        k = int(self.config.context_frames)
+        limit = int(getattr(getattr(model, "config", None), "prompt_numbers", k) or k)
+        if k > limit and not self._warned:
+            self._warned = True
+            log.warning("context_frames=%d exceeds the model's %d crop slots; using %d", k, limit, limit)
+        return min(k, limit)
+
     def describe(
         self,
         model: Any,
@@ -192,7 +210,7 @@ class FrameContext:
         """One description per region id; ``frame_stamps`` lists the frames used (newest last)."""
         from gar_ros.model.video import describe_clip
 
-        k = self.config.context_frames
+        k = self._k(model)
         if k == 0:
             record = self._record(stamp)
             clip = self.clip(region_ids, stamp=record.stamp, k=0)
@@ -228,7 +246,7 @@ class FrameContext:
         """Answer ``question`` (``<Prompt i>`` = ``region_ids[i]``) over the context clip."""
         from gar_ros.model.video import ask_clip
 
-        k = self.config.context_frames
+        k = self._k(model)
         clip = self.clip(region_ids, stamp=stamp, k=k)
         if k == 0:
             frame = clip[-1]

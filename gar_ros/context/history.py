@@ -13,8 +13,9 @@ evicted):
 - ``max_age_ns``: frames older than ``newest.stamp - max_age_ns`` are dropped;
 - ``max_bytes``: the sum of :attr:`FrameRecord.nbytes` (image + masks + features);
 - ``min_interval_ns``: frames closer in time than this to the previous kept frame are thinned out,
-  so that a 30 Hz stream does not fill the history with near-duplicates; the newest frame is
-  always kept (the previous newest is dropped when it was too close to the one before it).
+  so that a 30 Hz stream does not fill the history with near-duplicates. The newest
+  ``keep_recent`` frames are never thinned (the pipeline describes and answers about frames that
+  just arrived); a frame is thinned when it leaves that recent zone.
 
 Memory therefore stays flat on an endless stream: at most ``max_frames`` records and
 ``max_bytes`` bytes (plus the newest frame, should it alone exceed ``max_bytes``).
@@ -90,6 +91,7 @@ class FrameHistory:
         max_bytes: int = 256 * 1024 * 1024,
         min_interval_ns: int = 0,
         keep_images: bool = True,
+        keep_recent: int = 8,
     ) -> None:
         if max_frames < 1:
             raise InputError(f"max_frames must be >= 1, got {max_frames}")
@@ -100,6 +102,7 @@ class FrameHistory:
         self.max_bytes = int(max_bytes)
         self.min_interval_ns = int(min_interval_ns)
         self.keep_images = bool(keep_images)
+        self.keep_recent = max(1, int(keep_recent))
         self._records: list[FrameRecord] = []
         self._stamps: list[int] = []
         self._nbytes = 0
@@ -165,10 +168,12 @@ class FrameHistory:
             self._nbytes -= self._records[i].nbytes
             self._records[i] = record
         else:
-            self._thin_before_append(i)
-            i = bisect.bisect_left(self._stamps, stamp)
             self._records.insert(i, record)
             self._stamps.insert(i, stamp)
+            self._nbytes += record.nbytes
+            self._thin()
+            self._enforce()
+            return record
         self._nbytes += record.nbytes
         self._enforce()
         return record
@@ -197,13 +202,13 @@ class FrameHistory:
         self._nbytes = 0
 
     # -- caps -----------------------------------------------------------------------------------
-    def _thin_before_append(self, insert_at: int) -> None:
-        """Drop the current newest when a new newest arrives and it was too close to its predecessor."""
-        if self.min_interval_ns <= 0 or insert_at != len(self._records) or len(self._records) < 2:
+    def _thin(self) -> None:
+        """Drop the frame that just left the recent zone if it is too close to its older neighbour."""
+        j = len(self._records) - self.keep_recent - 1
+        if self.min_interval_ns <= 0 or j < 1:
             return
-        prev, prev2 = self._records[-1], self._records[-2]
-        if prev.stamp - prev2.stamp < self.min_interval_ns:
-            self._pop(len(self._records) - 1)
+        if self._stamps[j] - self._stamps[j - 1] < self.min_interval_ns:
+            self._pop(j)
 
     def _pop(self, index: int) -> None:
         record = self._records.pop(index)
