@@ -53,14 +53,14 @@ def test_16bit_scaled_to_8bit(encoding):
     depth = np.array([[1000, 2000], [3000, 5000]], np.uint16)
     out = imgmsg_to_rgb(array_to_imgmsg(depth, encoding))
     assert out.shape == (2, 2, 3)
-    np.testing.assert_array_equal(out[..., 0], [[0, 63], [127, 255]])
+    np.testing.assert_array_equal(out[..., 0], [[0, 64], [128, 255]])  # min..max → 0..255, rounded
 
 
 def test_big_endian_16bit_and_row_padding():
     depth = np.array([[0, 256, 512]], np.uint16)
     msg = Image(height=1, width=3, encoding="16UC1", is_bigendian=1, step=8,
                 data=depth.astype(">u2").tobytes() + b"\x00\x00")
-    np.testing.assert_array_equal(imgmsg_to_rgb(msg)[0, :, 0], [0, 127, 255])
+    np.testing.assert_array_equal(imgmsg_to_rgb(msg)[0, :, 0], [0, 128, 255])
     padded = Image(height=2, width=2, encoding="rgb8", step=8,
                    data=bytes([1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0]))
     np.testing.assert_array_equal(imgmsg_to_rgb(padded).reshape(-1), np.arange(1, 13))

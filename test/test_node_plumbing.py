@@ -288,7 +288,7 @@ def test_bad_regions_for_frame_never_received(harness):
 @pytest.mark.parametrize(
     "case, region",
     [
-        ("mask of the wrong size", Region("bad_mask", box=(0, 0, 10, 10), mask=np.ones((5, 7), bool))),
+        ("mask of the wrong size", Region("bad_mask", box=(0, 0, 10, 10))),
         ("empty mask", Region("empty_mask", mask=np.zeros((H, W), bool))),
         ("box outside the image", Region("outside", box=(500, 500, 600, 600))),
         ("NaN score", Region("nan_score", box=(0, 0, 10, 10))),
@@ -300,6 +300,10 @@ def test_bad_regions_rejected_others_described(harness, case, region):
     msg = regions_msg([region, Region(f"good_{stamp}", box=(1, 1, 11, 11))], stamp)
     if case == "NaN score":
         msg.regions[0].score = float("nan")
+    if case == "mask of the wrong size":  # neither the frame's 64x48 nor the box's 10x10
+        from gar_ros.ros.images import array_to_imgmsg
+
+        msg.regions[0].mask = array_to_imgmsg(np.full((5, 7), 255, np.uint8), "mono8")
     if case == "empty mask":
         m = msg.regions[0].mask
         msg.regions[0].mask = image_msg(np.zeros((H, W, 3), np.uint8), 0, encoding="rgb8")
@@ -313,6 +317,9 @@ def test_bad_regions_rejected_others_described(harness, case, region):
     described = next(m for m in h.descriptions if m.header.stamp == ns_to_stamp(stamp))
     assert [d.id for d in described.descriptions] == [f"good_{stamp}"]
     assert _counter(h, "regions_rejected") == before + 1
+    needle = {"mask of the wrong size": "mask is 5x7", "empty mask": "empty", "box outside the image": "outside",
+              "NaN score": "score is nan"}[case]
+    assert any(needle in p for p in h.node.pipeline.snapshot().problems)
 
 
 def test_bad_duplicate_region_ids(harness):

@@ -44,6 +44,21 @@ def same_colour_and_shape(text: str, reference: str) -> bool:
     return got["colour"] is not None and got["colour"] == ref["colour"] and got["shape"] == ref["shape"]
 
 
+def effective_ground_truth(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records without repeats: the first record of one (kind, query_id[, stamp]) wins, so records
+    from ``--gt FILE`` (listed first) take precedence over those recorded in the bag."""
+    seen: set[tuple[str, str, int]] = set()
+    out = []
+    for rec in records:
+        kind = str(rec.get("kind", "multiple_choice"))
+        key = (kind, str(rec.get("query_id", "")), int(rec.get("stamp", 0)) if kind == "description" else 0)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(rec)
+    return out
+
+
 def grade(result: ReplayResult) -> Grade:
     g = Grade()
     answers: dict[str, OutputRecord] = {}
@@ -51,7 +66,7 @@ def grade(result: ReplayResult) -> Grade:
         if r.kind == "answer":
             answers.setdefault(r.id, r)
     descs = {(r.stamp, r.id): r for r in result.outputs if r.kind == "description"}
-    for rec in result.ground_truth:
+    for rec in effective_ground_truth(result.ground_truth):
         kind = str(rec.get("kind", "multiple_choice"))
         if kind == "description":
             stamp = int(rec.get("stamp", 0))
@@ -89,7 +104,7 @@ def predictions(result: ReplayResult) -> list[dict[str, Any]]:
     """Multiple-choice answers in GAR-Bench-VQA prediction format (for ``gar-ros score``)."""
     answers = {r.id: r for r in result.outputs if r.kind == "answer"}
     out = []
-    for rec in result.ground_truth:
+    for rec in effective_ground_truth(result.ground_truth):
         if rec.get("kind", "multiple_choice") != "multiple_choice":
             continue
         a = answers.get(str(rec.get("query_id", "")))

@@ -1,7 +1,8 @@
 """Synthetic-scene bags with ground truth, built from the tasks of ``gar_ros.synthetic``.
 
 For each seed two frames are written: the describe scene of ``make_describe(seed)`` (all its
-objects as regions, description ground truth) and, with ``questions``, the scene of
+objects as regions, description ground truth, with ``questions`` also a grounded query "What is
+the leftmost object?" (or right/top/bottom) whose target region id is the ground truth) and, with ``questions``, the scene of
 ``make_choice(seed)`` with its multiple-choice question as a Query: the task's ``<PromptK>``
 become ``<region:ID>`` references to the scene's object ids (``obj0``, ...), and ``region_ids``
 lists them in the task's prompt order. The pipeline numbers referenced regions by first
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from gar_ros.evaluation.builders import _PROMPT_RE, BuildSummary, Item, write_items
 
@@ -41,9 +44,16 @@ def synthetic_items(seeds: list[int], *, questions: bool = True) -> list[Item]:
             "keywords": {o.id: [o.colour, o.shape] for o in scene.objects},
             "references": {o.id: o.description for o in scene.objects},
         }
-        items.append(Item(scene.image, regions, ground_truth=[gt]))
+        item = Item(scene.image, regions, ground_truth=[gt])
+        items.append(item)
         if not questions:
             continue
+        grounded = grounding_question(scene, seed)
+        if grounded is not None:
+            text, target, kind = grounded
+            item.query, item.query_id = text, f"ground_{seed}"
+            item.ground_truth.append({"query_id": item.query_id, "kind": "grounding", "type": f"grounding:{kind}",
+                                      "region_ids": [target]})
         sample = make_choice(seed)
         cscene = sample.frames[-1]
         qid = f"choice_{seed}"
@@ -53,6 +63,27 @@ def synthetic_items(seeds: list[int], *, questions: bool = True) -> list[Item]:
         question = _PROMPT_RE.sub(lambda m: f"<region:{ids[int(m.group(1))]}>", sample.question or "")
         items.append(Item(cscene.image, cscene.regions(), question, qid, ids, [record]))
     return items
+
+
+_EXTREMES = {"leftmost": (0, -1), "rightmost": (0, 1), "topmost": (1, -1), "bottommost": (1, 1)}
+
+
+def grounding_question(scene: Any, seed: int) -> tuple[str, str, str] | None:
+    """"What is the leftmost object?" (or rightmost/topmost/bottommost, by seed) and the id of
+    the object it refers to (mask centroids); None when the two extremes are closer than the
+    tasks' position margin."""
+    from gar_ros.synthetic.tasks import POSITION_MARGIN
+
+    kind = sorted(_EXTREMES)[seed % len(_EXTREMES)]
+    axis, sign = _EXTREMES[kind]
+    vals = []
+    for o in scene.objects:
+        ys, xs = np.nonzero(o.mask)
+        vals.append((sign * float((xs if axis == 0 else ys).mean()), o.id))
+    vals.sort(reverse=True)
+    if len(vals) < 2 or vals[0][0] - vals[1][0] < POSITION_MARGIN * min(scene.image.shape[:2]):
+        return None
+    return f"What is the {kind} object?", vals[0][1], kind
 
 
 def bag_from_synthetic(out: str | Path, *, scenes: int = 20, first_seed: int | None = None,

@@ -49,6 +49,11 @@ class FrameEntry:
     tiles: FrameTiles
     features: OrderedDict[bytes, torch.Tensor] = field(default_factory=OrderedDict)
 
+    @property
+    def nbytes(self) -> int:
+        t = self.tiles.pixel_values
+        return t.numel() * t.element_size() + sum(f.numel() * f.element_size() for f in self.features.values())
+
 
 @dataclass
 class PreparedPrompt:
@@ -91,6 +96,7 @@ class GarModel:
         cache_size: int = 8,
         maps_per_frame: int = 16,
         max_batch: int = 8,
+        cache_bytes: int = 512 * 2**20,
     ) -> None:
         self.name = name
         self.config = config
@@ -103,6 +109,7 @@ class GarModel:
         self.pad_id = pad_id
         self.cache_size = max(0, int(cache_size))
         self.maps_per_frame = max(1, int(maps_per_frame))
+        self.cache_bytes = max(0, int(cache_bytes))
         self.max_batch = max(1, int(max_batch))
         self._frames: OrderedDict[Any, FrameEntry] = OrderedDict()
         self._lock = threading.RLock()  # guards the frame cache (and the vision calls that fill it)
@@ -120,6 +127,7 @@ class GarModel:
         backend: str = "torch",
         *,
         cache_size: int = 8,
+        cache_bytes: int = 512 * 2**20,
         max_batch: int = 8,
         attn_implementation: str | None = "sdpa",
         **overrides: Any,
@@ -140,6 +148,7 @@ class GarModel:
             eos_ids=ckpt.eos_ids,
             pad_id=ckpt.pad_id,
             cache_size=cache_size,
+            cache_bytes=cache_bytes,
             max_batch=max_batch,
         )
         if backend != "torch":
@@ -175,8 +184,7 @@ class GarModel:
         if frame_key is not None and self.cache_size > 0:
             self._frames[frame_key] = entry
             self._frames.move_to_end(frame_key)
-            while len(self._frames) > self.cache_size:
-                self._frames.popitem(last=False)
+            self._evict()
         return entry
 
     def _encode(self, entry: FrameEntry, prompts: Sequence[RegionPrompt]) -> list[torch.Tensor]:
@@ -203,7 +211,22 @@ class GarModel:
             out.append(entry.features[key])
         while len(entry.features) > max(self.maps_per_frame, len(set(keys))):
             entry.features.popitem(last=False)
+        self._evict()
         return out
+
+    def _evict(self) -> None:
+        """Drop least recently used frames beyond ``cache_size`` frames or ``cache_bytes`` bytes
+        (the most recent frame always stays)."""
+        while len(self._frames) > self.cache_size:
+            self._frames.popitem(last=False)
+        while len(self._frames) > 1 and sum(e.nbytes for e in self._frames.values()) > self.cache_bytes:
+            self._frames.popitem(last=False)
+
+    @property
+    def cache_nbytes(self) -> int:
+        """Bytes held by the frame cache (tiles + encoded tokens)."""
+        with self._lock:
+            return sum(e.nbytes for e in self._frames.values())
 
     # ------------------------------------------------------------------ assembly
     def _prepare(self, entry: FrameEntry, ids: list[int], prompt: RegionPrompt, feats: torch.Tensor) -> PreparedPrompt:

@@ -59,7 +59,7 @@ DESCRIBE_INSTRUCTION = "Describe this masked region in detail."
 DESCRIBE_PROMPT_INDEX = 1
 IMAGE_TOKEN = "<|image|>"
 _TEXT_SENTINEL = "GARROSUSERTEXTSENTINEL"
-_PROMPT_REF = re.compile(r"<Prompt(\d+)>")
+_PROMPT_REF = re.compile(r"<Prompt(0|[1-9][0-9]*)>")
 
 #: A prompt piece: plain trusted text, or explicit token ids.
 Piece = "str | list[int]"

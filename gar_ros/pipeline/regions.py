@@ -10,17 +10,19 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from gar_ros.errors import RegionError
 from gar_ros.types import Box, Region
 
 
-def box_from_mask(mask: np.ndarray) -> Box:
-    """Tight (x1, y1, x2, y2) box of a non-empty (H, W) bool mask; x2/y2 exclusive."""
-    ys = np.flatnonzero(mask.any(axis=1))
-    xs = np.flatnonzero(mask.any(axis=0))
-    return (float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1))
+def box_from_mask(mask: np.ndarray) -> Box | None:
+    """Tight (x1, y1, x2, y2) box of an (H, W) bool mask, x2/y2 exclusive; None when empty."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask, dtype=bool).view(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    return (float(x), float(y), float(x + w), float(y + h))
 
 
 def clip_box(box: Box, width: int, height: int) -> Box:
@@ -34,16 +36,22 @@ def clip_box(box: Box, width: int, height: int) -> Box:
     )
 
 
-def _place_box_mask(mask: np.ndarray, box: Box, width: int, height: int) -> np.ndarray:
-    """Place a box-sized mask into a frame-sized one at the box's top-left corner (clipped)."""
+def _place_box_mask(mask: np.ndarray, box: Box, width: int, height: int) -> tuple[np.ndarray, Box | None]:
+    """Place a box-sized mask into a frame-sized one at the box's top-left corner (clipped);
+    returns it with its tight box (None when nothing of it lies inside the image)."""
     full = np.zeros((height, width), dtype=bool)
     x0, y0 = int(round(box[0])), int(round(box[1]))
     mh, mw = mask.shape
     fx1, fy1 = max(x0, 0), max(y0, 0)
     fx2, fy2 = min(x0 + mw, width), min(y0 + mh, height)
-    if fx2 > fx1 and fy2 > fy1:
-        full[fy1:fy2, fx1:fx2] = mask[fy1 - y0 : fy2 - y0, fx1 - x0 : fx2 - x0]
-    return full
+    if fx2 <= fx1 or fy2 <= fy1:
+        return full, None
+    part = mask[fy1 - y0 : fy2 - y0, fx1 - x0 : fx2 - x0]
+    full[fy1:fy2, fx1:fx2] = part
+    tight = box_from_mask(part)
+    if tight is None:
+        return full, None
+    return full, (tight[0] + fx1, tight[1] + fy1, tight[2] + fx1, tight[3] + fy1)
 
 
 def resolve_region(region: Region, width: int, height: int) -> Region:
@@ -73,12 +81,12 @@ def resolve_region(region: Region, width: int, height: int) -> Region:
             raise RegionError(f"region {region.id!r}: mask has shape {mask.shape}, expected (H, W)")
         mask = mask.astype(bool, copy=False)
         if mask.shape == (height, width):
-            pass
+            tight = box_from_mask(mask)
         elif box is not None and mask.shape == (
             int(round(box[3] - box[1])),
             int(round(box[2] - box[0])),
         ):
-            mask = _place_box_mask(mask, box, width, height)
+            mask, tight = _place_box_mask(mask, box, width, height)
         else:
             expect = f"{height}x{width} (frame)"
             if box is not None:
@@ -86,9 +94,9 @@ def resolve_region(region: Region, width: int, height: int) -> Region:
             raise RegionError(
                 f"region {region.id!r}: mask is {mask.shape[0]}x{mask.shape[1]}, expected {expect}"
             )
-        if not mask.any():
+        if tight is None:
             raise RegionError(f"region {region.id!r}: mask is empty (inside the image)")
-        box = box_from_mask(mask)
+        box = tight
     elif box is None:
         raise RegionError(f"region {region.id!r}: neither box nor mask")
     else:

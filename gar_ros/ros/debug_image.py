@@ -17,12 +17,14 @@ def annotate(image: np.ndarray, regions: list[Region], texts: dict[str, str], ma
     thick = max(1, int(round(scale * 2)))
     for k, region in enumerate(regions):
         colour = _COLOURS[k % len(_COLOURS)]
-        if region.mask is not None:
-            tint = out[region.mask].astype(np.float32) * 0.6 + np.array(colour, np.float32) * 0.4
-            out[region.mask] = tint.astype(np.uint8)
         if region.box is None:
             continue
         x1, y1, x2, y2 = (int(round(v)) for v in region.box)
+        if region.mask is not None and region.mask.shape == out.shape[:2]:
+            sub = out[max(y1, 0) : y2, max(x1, 0) : x2]  # masks lie inside their box
+            inside = region.mask[max(y1, 0) : y2, max(x1, 0) : x2]
+            tint = sub[inside].astype(np.float32) * 0.6 + np.array(colour, np.float32) * 0.4
+            sub[inside] = tint.astype(np.uint8)
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, thick)
         caption = region.id + (f" {region.label}" if region.label else "")
         text = texts.get(region.id, "")

@@ -81,21 +81,26 @@ def image_array(msg) -> np.ndarray:
 
 
 def to_rgb(arr: np.ndarray, encoding: str) -> np.ndarray:
-    """(H, W, C) array of ``encoding`` → (H, W, 3) uint8 RGB."""
+    """(H, W, C) array of ``encoding`` → (H, W, 3) uint8 RGB (may share memory with ``arr`` for rgb8)."""
     if arr.dtype == np.uint16:
-        plane = arr[..., 0].astype(np.float32)
-        lo, hi = float(plane.min()), float(plane.max())
-        scaled = (plane - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(plane)
-        gray = scaled.astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
+        plane = arr[..., 0]
+        lo, hi = int(plane.min()), int(plane.max())
+        if hi > lo:
+            gray = cv2.convertScaleAbs(plane, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
+        else:
+            gray = np.zeros(plane.shape, np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
     if arr.shape[2] == 1:
-        return np.repeat(arr, 3, axis=2)
-    if encoding in ("bgr8", "8UC3"):
-        return np.ascontiguousarray(arr[..., ::-1])
-    if encoding == "rgba8":
-        return np.ascontiguousarray(arr[..., :3])
-    if encoding in ("bgra8", "8UC4"):
-        return np.ascontiguousarray(arr[..., 2::-1])
+        return cv2.cvtColor(np.ascontiguousarray(arr[..., 0]), cv2.COLOR_GRAY2RGB)
+    code = {
+        "bgr8": cv2.COLOR_BGR2RGB,
+        "8UC3": cv2.COLOR_BGR2RGB,
+        "rgba8": cv2.COLOR_RGBA2RGB,
+        "bgra8": cv2.COLOR_BGRA2RGB,
+        "8UC4": cv2.COLOR_BGRA2RGB,
+    }.get(encoding)
+    if code is not None:
+        return cv2.cvtColor(np.ascontiguousarray(arr), code)
     return np.ascontiguousarray(arr)
 
 

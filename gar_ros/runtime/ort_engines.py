@@ -29,11 +29,26 @@ def default_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def make_session(path: Path, providers: Sequence[str] | None = None, threads: int = 0) -> object:
-    """An ``InferenceSession`` for one graph; ``threads`` 0 lets onnxruntime choose."""
+#: Above this size of weights.bin, sessions skip weight prepacking so that they all read the one
+#: memory-mapped copy of the weights (prefill and decode share the decoder) instead of each
+#: holding a packed copy: half the memory of a 1B model, similar speed on CPU.
+SHARE_WEIGHTS_ABOVE = 1 << 30
+
+
+def make_session(path: Path, providers: Sequence[str] | None = None, threads: int = 0,
+                 share_weights: bool | None = None) -> object:
+    """An ``InferenceSession`` for one graph; ``threads`` 0 lets onnxruntime choose.
+
+    ``share_weights`` (default: weights file > 1 GiB) disables prepacking, see SHARE_WEIGHTS_ABOVE.
+    """
     import onnxruntime as ort
 
+    if share_weights is None:
+        weights = path.parent / "weights.bin"
+        share_weights = weights.is_file() and weights.stat().st_size > SHARE_WEIGHTS_ABOVE
     opts = ort.SessionOptions()
+    if share_weights:
+        opts.add_session_config_entry("session.disable_prepacking", "1")
     opts.intra_op_num_threads = int(threads)
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
@@ -88,13 +103,14 @@ class OrtVisionEngine:
 
     backend = "onnxruntime"
 
-    def __init__(self, export_dir: Path | str, providers: Sequence[str] | None = None, threads: int = 0) -> None:
+    def __init__(self, export_dir: Path | str, providers: Sequence[str] | None = None, threads: int = 0,
+                 share_weights: bool | None = None) -> None:
         self.export_dir = Path(export_dir)
         self.manifest = Manifest.load(self.export_dir)
         spec = self.manifest.graphs.get("vision")
         if spec is None:
             raise BackendError(f"{export_dir} has no vision graph")
-        self.session = make_session(self.export_dir / spec.file, providers, threads)
+        self.session = make_session(self.export_dir / spec.file, providers, threads, share_weights)
         self.inputs = spec.inputs
         self.prompt_channels = int(self.manifest.config["vision"]["prompt_channels"])
         self.dtype = np.dtype(self.manifest.dtype)
@@ -118,14 +134,15 @@ class OrtLanguageEngine:
 
     backend = "onnxruntime"
 
-    def __init__(self, export_dir: Path | str, providers: Sequence[str] | None = None, threads: int = 0) -> None:
+    def __init__(self, export_dir: Path | str, providers: Sequence[str] | None = None, threads: int = 0,
+                 share_weights: bool | None = None) -> None:
         self.export_dir = Path(export_dir)
         self.manifest = Manifest.load(self.export_dir)
         missing = [g for g in ("embed", "prefill", "decode") if g not in self.manifest.graphs]
         if missing:
             raise BackendError(f"{export_dir} lacks graph(s) {missing}")
         graphs = self.manifest.graphs
-        self.sessions = {g: make_session(self.export_dir / graphs[g].file, providers, threads)
+        self.sessions = {g: make_session(self.export_dir / graphs[g].file, providers, threads, share_weights)
                          for g in ("embed", "prefill", "decode")}
         self.specs = graphs
         self.dtype = np.dtype(self.manifest.dtype)
