@@ -158,3 +158,32 @@ def test_benchmark_bag_through_pipeline(model: Any, shared_data: Path, tmp_path:
     scored = json.loads(capsys.readouterr().out)
     assert scored["overall"]["correct"] == g.by_type.overall.correct
     assert scored["overall"]["total"] == 3
+    # --gt FILE (GAR-Bench-VQA annotations) takes precedence over the bag's records, no double count
+    from gar_ros.evaluation.grading import grade
+    from gar_ros.evaluation.replay import iter_ground_truth_file
+
+    items = json.loads(ann.read_text())[:3]
+    for it in items:
+        it["type"] = "from_file"
+    gt_file = tmp_path / "gt.json"
+    gt_file.write_text(json.dumps(items))
+    res.ground_truth[:0] = list(iter_ground_truth_file(gt_file))
+    g2 = grade(res)
+    assert g2.by_type.overall.total == 3 and list(g2.by_type.categories) == ["from_file"]
+
+
+def test_grounded_queries_score_region_ids(model: Any, tmp_path: Path) -> None:
+    from gar_ros.evaluation.synthetic_bag import bag_from_synthetic
+
+    bag_from_synthetic(tmp_path / "syn", scenes=8, first_seed=100)
+    res = _replay(model, tmp_path / "syn", describe="none")
+    doc = write_all(res, tmp_path / "out", plots=False, copy_inputs=False)
+    g = doc["grade"]
+    grounding = g.by_kind.categories["grounding"]
+    # "What is the leftmost object?" is grounded by geometry, so even a random model gets the ids
+    assert grounding.total >= 2 and grounding.correct == grounding.total
+    assert g.by_kind.categories["multiple_choice"].total == 8
+    answers = {r.id: r for r in res.outputs if r.kind == "answer"}
+    for rec in res.ground_truth:
+        if rec["kind"] == "grounding":
+            assert answers[rec["query_id"]].region_ids[0] == rec["region_ids"][0]
