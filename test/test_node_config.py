@@ -165,3 +165,50 @@ def test_executor_shutdown_is_quick_with_worker_blocked():
     ex.shutdown(timeout_sec=1)
     node.destroy_node()
     rclpy.try_shutdown(context=context)
+
+
+def test_input_qos_default_best_effort_and_override():
+    from rclpy.qos import ReliabilityPolicy
+
+    with spin_node(RecordingModel(), name="gar_node_qos") as h:
+        subs = {s.topic_name: s for s in h.node.subscriptions}
+        assert subs["/image"].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        assert subs["/regions"].qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        assert subs["/image"].qos_profile.depth == 5
+        assert h.node.pub_descriptions.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    with spin_node(RecordingModel(), name="gar_node_qos2",
+                   params={"input_reliability": "reliable", "input_depth": 2}) as h:
+        subs = {s.topic_name: s for s in h.node.subscriptions}
+        assert subs["/image"].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        assert subs["/image"].qos_profile.depth == 2
+    with spin_node(RecordingModel(), name="gar_node_qos3", params={"input_reliability": "sometimes"}) as h:
+        assert h.node.pipeline is None  # configure refused the value
+
+
+def test_detections_input_skipped_with_reason_without_vision_msgs():
+    if importlib.util.find_spec("vision_msgs") is not None:  # pragma: no cover
+        pytest.skip("vision_msgs is installed: the detections input is used")
+    with spin_node(RecordingModel(), name="gar_node_det", params={"use_detections": True}) as h:
+        assert h.node.active
+        assert "/detections" not in {s.topic_name for s in h.node.subscriptions}
+
+
+def test_warnings_throttled_per_kind():
+    from gar_ros.ros.node import _Throttle
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def warning(self, text):
+            self.lines.append(text)
+
+    log = Log()
+    t = _Throttle(log, period=60.0)
+    for k in range(50):
+        t.warn("bad_images", f"image {k}: corrupt")
+        t.warn("regions_rejected", f"region {k}: empty mask")
+    assert log.lines == ["bad_images: image 0: corrupt", "regions_rejected: region 0: empty mask"]
+    t.period = 0.0
+    t.warn("bad_images", "image 50: corrupt")
+    assert log.lines[-1] == "bad_images: image 50: corrupt (49 more since last report)"
