@@ -80,7 +80,14 @@ def test_cache_is_bounded(model: GarModel) -> None:
         model.encode_frame(random_image(20, 20, seed=k), frame_key=k)
     assert len(model._frames) == model.cache_size
     assert 0 not in model._frames and model.cache_size + 2 in model._frames
+    one = model._frames[model.cache_size + 2].nbytes
+    budget = model.cache_bytes
+    model.cache_bytes = 3 * one  # byte budget: only three frames fit
+    model.encode_frame(random_image(20, 20, seed=99), frame_key="new")
+    assert len(model._frames) == 3 and "new" in model._frames and model.cache_nbytes <= 3 * one
+    model.cache_bytes = budget
     model.clear_cache()
+    assert model.cache_nbytes == 0
 
 
 def test_kv_cache_generation_equals_full_recompute(model: GarModel) -> None:
