@@ -170,3 +170,23 @@ def test_sqlite_bag_is_a_real_rosbag2(tmp_path: Path) -> None:
         types = {row[0] for row in con.execute("select type from topics")}
     assert {"sensor_msgs/msg/Image", "gar_ros/msg/RegionArray", "gar_ros/msg/Query"} <= types
     assert "rosbag2_bagfile_information" in (bag / "metadata.yaml").read_text()
+
+
+def test_bag_from_images(shared_data: Path, tmp_path: Path) -> None:
+    demo = shared_data / "gar_demo"
+    out = tmp_path / "imgs"
+    rc = main(["bag-from-images", str(demo / "demo_image_3.png"), str(demo / "demo_image_2.jpg"), "--out", str(out),
+               "--mask", f"0:{demo / 'demo_mask_3_0.png'}", "--mask", f"0:{demo / 'demo_mask_3_1.png'}",
+               "--box", "1:800,500,1800,1000", "--question", "What is <region:0>?", "--image-format", "jpeg",
+               "--storage", "mcap"])
+    assert rc == 0
+    with BagReader(out) as r:
+        c = r.choose_topics()
+        msgs = list(r.messages(c.topics()))
+    regions = [m.msg for m in msgs if m.topic == c.regions]
+    assert [[x.id for x in ra.regions] for ra in regions] == [["0", "1"], ["0"]]
+    box = regions[1].regions[0].box
+    assert (box.x_offset, box.y_offset, box.width, box.height) == (800, 500, 1000, 500)
+    assert [m.msg.question for m in msgs if m.topic == c.queries] == ["What is <region:0>?"] * 2
+    assert main(["bag-from-images", str(demo / "demo_image_1.png"), "--out", str(tmp_path / "x"),
+                 "--mask", "3:nothing.png"]) == 2

@@ -5,7 +5,8 @@ processed, in the bag's log-time order; outputs only depend on the bag and the m
 ``realtime``: the pipeline's worker thread runs as on a robot while messages are fed at their
 recorded rate (``speed`` x), so slow inference drops frames (counted) exactly like the node.
 
-Every message that cannot be used (undecodable data, bad image, unusable region, malformed
+Frames and region sets join by header stamp; a zero header stamp (unstamped drivers) is replaced
+by the message's log time. Every message that cannot be used (undecodable data, bad image, unusable region, malformed
 ground truth) becomes one :class:`MessageError` and the run goes on.
 """
 from __future__ import annotations
@@ -275,8 +276,9 @@ class Replayer:
                 image = convert.decode_frame(msg)
                 result.add_time("decode", time.perf_counter() - t0)
                 result.frames += 1
+                stamp = convert.stamp_ns(msg.header.stamp) or bm.timestamp  # unstamped: the log time
                 self._timed_join(result, lambda: pipeline.add_frame(Frame(
-                    image=image, stamp=convert.stamp_ns(msg.header.stamp), frame_id=str(msg.header.frame_id))))
+                    image=image, stamp=stamp, frame_id=str(msg.header.frame_id))))
             elif bm.topic == choice.regions:
                 regions = []
                 for k, rmsg in enumerate(msg.regions):
@@ -284,8 +286,9 @@ class Replayer:
                         regions.append(convert.region_from_msg(rmsg))
                     except GarError as err:
                         error("region", f"region #{k}: {err}")
+                stamp = convert.stamp_ns(msg.header.stamp) or bm.timestamp
                 self._timed_join(result, lambda: pipeline.add_regions(RegionSet(
-                    stamp=convert.stamp_ns(msg.header.stamp), regions=regions, frame_id=str(msg.header.frame_id))))
+                    stamp=stamp, regions=regions, frame_id=str(msg.header.frame_id))))
             elif bm.topic == choice.queries:
                 req = QueryRequest(question=str(msg.question), region_ids=[str(x) for x in msg.region_ids],
                                    stamp=convert.stamp_ns(msg.stamp), query_id=str(msg.query_id))
