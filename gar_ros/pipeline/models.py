@@ -11,11 +11,11 @@ EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "data" / "tiny_gar"
 
 
 def embedded_model_path() -> Path | None:
-    """The embedded tiny GAR model shipped with the package, when it exists."""
+    """The embedded tiny GAR model (``gar_ros.training.default_model_path()``, which honours
+    ``$GAR_ROS_TINY_MODEL``), when a checkpoint is there; None otherwise."""
     for module_name, attr in (
+        ("gar_ros.training", "default_model_path"),
         ("gar_ros.training", "embedded_model_path"),
-        ("gar_ros.training.embedded", "embedded_model_path"),
-        ("gar_ros.data", "embedded_model_path"),
     ):
         try:
             fn = getattr(importlib.import_module(module_name), attr, None)
@@ -26,7 +26,7 @@ def embedded_model_path() -> Path | None:
                 path = fn()
             except Exception:  # the provider says it is not there
                 path = None
-            if path is not None and Path(path).is_dir():
+            if path is not None and (Path(path) / "config.json").is_file():
                 return Path(path)
     return EMBEDDED_DIR if (EMBEDDED_DIR / "config.json").is_file() else None
 
