@@ -214,3 +214,23 @@ def test_clip_forward_matches_inference_and_has_gradients(model) -> None:
         ref = parts.language.prefill(emb[None], torch.ones(1, emb.shape[0], dtype=torch.long))[0][0, -1]
     n = len(inputs.prompt.input_ids)
     assert torch.allclose(logits[0, n - 1].detach().float(), ref.float(), atol=1e-4)
+
+
+def test_task_clip_inputs_match_the_context_choice(model) -> None:
+    """Training inputs of a synthetic motion clip pick the keyframes FrameContext picks."""
+    from gar_ros.context.frame_context import ContextConfig, FrameContext
+    from gar_ros.model.video import task_clip_inputs
+    from gar_ros.synthetic.tasks import make_motion
+
+    sample = make_motion(7, n_frames=6)
+    inputs = task_clip_inputs(model.config, model.processor.builder, sample, 3)
+    ctx = FrameContext(ContextConfig(context_frames=3, context_window=1.0, history_interval=0.0))
+    for k, scene in enumerate(sample.frames):
+        ctx.add_frame((scene.stamp or k * 100_000_000), scene.image, scene.regions())
+    rid = sample.regions[0].id
+    clip = ctx.clip([rid])
+    assert [f.stamp for f in clip] == inputs.frame_stamps
+    ctx_inputs = prepare_clip(model.config, model.processor.builder, clip, [rid], sample.question)
+    assert ctx_inputs.prompt.input_ids == inputs.prompt.input_ids
+    assert ctx_inputs.boxes == inputs.boxes
+    assert all(torch.equal(a.prompt_map, b.prompt_map) for a, b in zip(ctx_inputs.vision, inputs.vision))

@@ -426,6 +426,38 @@ def clip_forward(
     return loss, logits
 
 
+def task_clip_inputs(
+    config: Any,
+    builder: Any,
+    sample: Any,
+    context_frames: int,
+    *,
+    window_ns: int = 1_000_000_000,
+    prompt_map: str = "prompt",
+) -> ClipInputs:
+    """ClipInputs of a clip task sample, keyframes chosen as :class:`FrameContext` chooses them.
+
+    ``sample``: ``frames`` (scenes with ``image`` and ``stamp``, oldest first), ``clip_regions[k]``
+    (regions of frame k, ids stable across frames), ``regions`` (the asked regions, ids as in the
+    clip; region i is ``<Prompt i>``) and ``question`` (None = describe the one region), as
+    :class:`gar_ros.synthetic.tasks.TaskSample`. Training on these (with :func:`clip_forward`)
+    sees exactly what inference with ``context_frames`` = K and ``context_window`` sees.
+    """
+    from gar_ros.context.keyframes import choose_keyframes
+
+    stamps = [int(getattr(f, "stamp", 0) or 0) for f in sample.frames]
+    if len(set(stamps)) != len(stamps):
+        stamps = [k * 100_000_000 for k in range(len(sample.frames))]
+    frames = clip_frames(
+        [f.image for f in sample.frames],
+        [{r.id: r for r in regs} for regs in sample.clip_regions],
+        stamps=stamps,
+    )
+    ids = [r.id for r in sample.regions]
+    chosen = choose_keyframes(frames, ids, min(int(context_frames), config.prompt_numbers), window_ns)
+    return prepare_clip(config, builder, chosen, ids, sample.question, prompt_map=prompt_map)
+
+
 # ----------------------------------------------------------------------------- public API
 def describe_clip(
     model: Any,
