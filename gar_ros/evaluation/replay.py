@@ -144,6 +144,8 @@ class Replayer:
             values["query_max_new_tokens"] = o.query_max_new_tokens
         if o.max_regions_per_frame:
             values["max_regions_per_frame"] = o.max_regions_per_frame
+        if not o.realtime:
+            values["describe_chunk"] = 64  # one model call per frame (chunks only serve query priority)
         if o.describe == "all":
             values["redescribe_period"] = 1e-9  # every region of every frame is due
         elif o.describe == "none":
