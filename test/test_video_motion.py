@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "gar_ros" / "data" / "tiny_gar"
 SAMPLES = 40
 CONTEXT_FRAMES = 3
+CLIP_FRAMES = 8  # 0.7 s of a synthetic clip (0.1 s apart); keyframes spread over it
 
 
 def _clip_training_status() -> str | None:
@@ -39,7 +40,7 @@ def _accuracy(model, context_frames: int) -> float:
 
     correct = 0
     for i in range(SAMPLES):
-        sample = make_motion(EVAL_SEED_BASE + i)
+        sample = make_motion(EVAL_SEED_BASE + i, n_frames=CLIP_FRAMES)
         ctx = FrameContext(ContextConfig(context_frames=context_frames, context_window=1.0, history_interval=0.0))
         for k, scene in enumerate(sample.frames):
             ctx.add_frame(scene.stamp or k * 100_000_000, scene.image, scene.regions())

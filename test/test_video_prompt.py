@@ -234,3 +234,19 @@ def test_task_clip_inputs_match_the_context_choice(model) -> None:
     assert ctx_inputs.prompt.input_ids == inputs.prompt.input_ids
     assert ctx_inputs.boxes == inputs.boxes
     assert all(torch.equal(a.prompt_map, b.prompt_map) for a, b in zip(ctx_inputs.vision, inputs.vision))
+
+
+def test_replay_switch_leaves_crop_embeddings(model) -> None:
+    cfg = model.config
+    clip = _clip(2)
+    parts = _parts(model)
+    inputs = prepare_clip(cfg, parts.builder, clip, ["a"], None)
+    feats = encode_clip(parts, clip, inputs)
+    ids = torch.tensor(inputs.prompt.input_ids)
+    with torch.inference_mode():
+        off = clip_embeddings(cfg, parts.language.embed, inputs, feats, replay=False)
+        on = clip_embeddings(cfg, parts.language.embed, inputs, feats)
+        crop = parts.language.embed(torch.tensor([[cfg.crop_token_id(1)]]))[0, 0]
+    assert torch.equal(off[ids == cfg.crop_token_id(1)][0], crop)
+    assert not torch.equal(on[ids == cfg.crop_token_id(1)][0], crop)
+    assert torch.equal(off[ids == cfg.image_token_id], on[ids == cfg.image_token_id])

@@ -190,6 +190,7 @@ class _Parts:
     decode: Callable[[Sequence[int]], str]
     eos_ids: frozenset[int]
     pad_id: int
+    replay: bool = True
 
 
 def _parts(model: Any) -> _Parts:
@@ -202,6 +203,7 @@ def _parts(model: Any) -> _Parts:
         decode=model.processor.decode,
         eos_ids=frozenset(model.eos_ids),
         pad_id=int(model.pad_id),
+        replay=bool(getattr(model, "replay_enabled", True)),
     )
 
 
@@ -310,15 +312,19 @@ def clip_embeddings(
     embed: Callable[[torch.Tensor], torch.Tensor],
     inputs: ClipInputs,
     features: Sequence[torch.Tensor],
+    *,
+    replay: bool = True,
 ) -> torch.Tensor:
     """(L, D) prompt embeddings: text embedded, frames' tile tokens and replays filled in.
 
-    Differentiable when ``embed`` and ``features`` are (training on clips).
+    Differentiable when ``embed`` and ``features`` are (training on clips). ``replay=False``
+    leaves the crop tokens' own embeddings (the model's ablation switch ``replay_enabled``).
     """
     ids = torch.tensor(inputs.prompt.input_ids, dtype=torch.long)
     emb = embed(ids[None].to(features[0].device))[0]
     image = torch.stack(list(features), dim=0)
-    return fill_embeddings(emb, ids.to(emb.device), config.image_token_id, image, clip_replays(config, features, inputs))
+    replays = clip_replays(config, features, inputs) if replay else []
+    return fill_embeddings(emb, ids.to(emb.device), config.image_token_id, image, replays)
 
 
 def encode_clip(parts: _Parts, frames: Sequence[Any], inputs: ClipInputs) -> list[torch.Tensor]:
@@ -365,7 +371,7 @@ def _run(
     )
     feats = encode_clip(parts, frames, inputs)
     with torch.inference_mode():
-        emb = clip_embeddings(parts.config, parts.language.embed, inputs, feats)
+        emb = clip_embeddings(parts.config, parts.language.embed, inputs, feats, replay=parts.replay)
     on_step = None
     if on_text is not None:
         so_far: list[int] = []
