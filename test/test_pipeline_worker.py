@@ -213,3 +213,12 @@ def test_reconfigure_at_run_time():
     p.on_descriptions = batches.append
     _feed(p, 1, "a", "b")
     assert len(batches[0].descriptions) == 1
+
+
+def test_stream_restart_forgets_tracks():
+    batches = []
+    p = Pipeline(RecordingModel(), _cfg(), synchronous=True, on_descriptions=batches.append)
+    _feed(p, 50 * 10**9, "a")
+    _feed(p, 51 * 10**9, "a")
+    _feed(p, 1 * 10**9, "a")  # the bag started again
+    assert [[d.region.id for d in b.descriptions] for b in batches] == [["a"], [], ["a"]]

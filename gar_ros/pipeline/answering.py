@@ -50,6 +50,7 @@ def answer_query(
     on_text: Callable[[str], bool] | None = None,
     grounding: bool = True,
     context: Any = None,
+    caption_cache: Any = None,
 ) -> Answer:
     """The answer to ``request`` about ``joined`` (status OK/NOT_FOUND/AMBIGUOUS/INVALID)."""
     mapped = map_references(
@@ -88,6 +89,7 @@ def answer_query(
             on_text=on_text,
             frame_key=frame.key,
             depth=frame.depth,
+            caption_cache=caption_cache,
         )
         answer.frame_stamp = frame.stamp
         return answer

@@ -93,6 +93,11 @@ class Pipeline:
         self.context: Any = None
         self._context_inbox: deque[JoinedFrame] = deque(maxlen=64)
         self._make_context()
+        #: short captions per track id for grounding questions (this pipeline's own, so that runs
+        #: do not share state); cleared when stamps go backwards
+        self.caption_cache: dict[str, str] | Any = self._make_caption_cache()
+        self._last_stamp = 0
+        self._restart = False
 
     # ------------------------------------------------------------- settings
     def _make_store(self) -> FrameStore:
@@ -113,6 +118,14 @@ class Pipeline:
             track_expiry=c.track_expiry,
         )
 
+    @staticmethod
+    def _make_caption_cache() -> Any:
+        try:
+            from gar_ros.query.grounding import CaptionCache
+        except ImportError:
+            return {}
+        return CaptionCache()
+
     def _make_context(self) -> None:
         """A FrameContext when context_frames > 0 and gar_ros.context is installed."""
         c = self.config
@@ -131,6 +144,11 @@ class Pipeline:
 
     def _feed_context(self) -> None:
         """Move joined frames into the video context (worker/caller thread only)."""
+        with self._lock:
+            restart, self._restart = self._restart, False
+        if restart:
+            self.caption_cache.clear()
+            self._make_context()
         while True:
             with self._lock:
                 if not self._context_inbox:
@@ -155,7 +173,7 @@ class Pipeline:
             self.policy.max_regions_per_frame = c.max_regions_per_frame
             self.policy.track_expiry = c.track_expiry
             if {"context_frames", "context_window"} & set(changed):
-                self._make_context()
+                self._restart = True  # the worker rebuilds the context
         return changed
 
     @property
@@ -238,9 +256,18 @@ class Pipeline:
         if joined is None:
             return
         self.stats.count("frames_joined")
+        stamp = joined.frame.stamp
+        with self._lock:
+            if stamp and stamp < self._last_stamp - 1_000_000_000:
+                # the stream restarted (bag loop, simulation reset): the worker forgets tracks
+                self._restart = True
+                self._context_inbox.clear()
+                self._last_stamp = stamp
+            else:
+                self._last_stamp = max(stamp, self._last_stamp)
         for problem in joined.problems:
             self.stats.problem("regions_rejected", problem)
-        if self.context is not None:
+        if self.config.context_frames > 0:
             with self._lock:
                 self._context_inbox.append(joined)
         if self.synchronous:
@@ -382,6 +409,7 @@ class Pipeline:
                 on_text=on_text,
                 grounding=self.config.query_grounding,
                 context=self.context,
+                caption_cache=self.caption_cache,
             )
         except GarError as err:
             answer = Answer(AnswerStatus.ERROR, message=str(err))
