@@ -80,7 +80,7 @@ def test_latest_wins_under_fast_stream_and_drops_counted():
     finally:
         assert p.stop(2.0)
     described = [b.stamp for b in batches]
-    assert 3 <= len(described) <= 12  # no backlog: far fewer than 30
+    assert 3 <= len(described) <= 20  # no backlog: far fewer than 30
     assert described == sorted(described)
     assert described[-1] == 30 * 33_000_000  # the newest frame is the last one described
     counters = p.snapshot().counters
