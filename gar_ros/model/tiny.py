@@ -128,13 +128,25 @@ def tiny_config(
     intermediate_size: int = 64,
     replay_geometry: str = "reference",
     replay_output_size: int | None = None,
+    layer_scale: float | None = None,
+    post_norm: bool = True,
     image_token_id: int = 128002,
     bos_id: int = 128000,
     eos_id: int = 128009,
     pad_id: int = 128001,
 ) -> GarConfig:
-    """A GarConfig of PLM's shape with tiny sizes (PE-style timm ViT + Llama)."""
+    """A GarConfig of PLM's shape with tiny sizes (PE-style timm ViT + Llama).
+
+    ``layer_scale`` (timm ``init_values``) and ``post_norm`` (``use_post_transformer_norm``) mirror
+    PLM's tower options (PLM: layer scale on, no post-transformer norm); the defaults keep the
+    plain tower of earlier tiny checkpoints.
+    """
     grid = tile_size // patch_size
+    tower_options: dict[str, Any] = {}
+    if layer_scale is not None:
+        tower_options["init_values"] = layer_scale
+    if not post_norm:
+        tower_options["use_post_transformer_norm"] = False
     mllm = {
         "vision_config": {
             "model_type": "timm_wrapper",
@@ -149,6 +161,7 @@ def tiny_config(
                 "img_size": [tile_size, tile_size],
                 "ref_feat_shape": [grid, grid],
                 "global_pool": "",
+                **tower_options,
             },
         },
         "text_config": {
@@ -243,6 +256,8 @@ def make_tiny(
     ``sizes`` are :func:`tiny_config` keywords (tile_size, patch_size, pooling_ratio, hidden_size,
     replay_geometry, ...).
     """
+    sizes.setdefault("layer_scale", 0.1)  # PLM-like tower: layer scale, no final norm
+    sizes.setdefault("post_norm", False)
     vocab = build_vocab(words, layout)
     tokenizer = build_tokenizer(vocab)
     special = {name: vocab[name] for name in PLM_SPECIAL_IDS}
