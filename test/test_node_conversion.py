@@ -172,3 +172,20 @@ def test_region_box_partly_outside_and_empty_mask():
     assert (empty.mask.width, empty.mask.height) == (40, 30)  # sent frame-sized, receiver rejects it
     with pytest.raises(RegionError, match="empty"):
         resolve_region(region_from_msg(empty), 40, 30)
+
+
+def test_detection2d_array_conversion():
+    """vision_msgs/Detection2DArray fields (duck-typed: vision_msgs is not installable here)."""
+    from types import SimpleNamespace as NS
+
+    from gar_ros.ros.regions import detections_to_regionset
+
+    det = NS(id="track7", bbox=NS(center=NS(position=NS(x=50.0, y=40.0)), size_x=20.0, size_y=10.0),
+             results=[NS(hypothesis=NS(class_id="cup", score=0.9))])
+    anon = NS(id="", bbox=NS(center=NS(position=NS(x=5.0, y=5.0)), size_x=4.0, size_y=4.0), results=[])
+    msg = NS(header=NS(stamp=ns_to_stamp(42), frame_id="cam"), detections=[det, anon])
+    rs = detections_to_regionset(msg)
+    assert rs.stamp == 42 and rs.frame_id == "cam"
+    a, b = rs.regions
+    assert (a.id, a.box, a.label, a.score) == ("track7", (40.0, 35.0, 60.0, 45.0), "cup", 0.9)
+    assert b.id == "det1" and b.box == (3.0, 3.0, 7.0, 7.0)

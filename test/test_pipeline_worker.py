@@ -222,3 +222,20 @@ def test_stream_restart_forgets_tracks():
     _feed(p, 51 * 10**9, "a")
     _feed(p, 1 * 10**9, "a")  # the bag started again
     assert [[d.region.id for d in b.descriptions] for b in batches] == [["a"], [], ["a"]]
+
+
+def test_restart_while_the_worker_is_still_busy():
+    gate = threading.Event()
+    model = RecordingModel(gate=gate)
+    batches = []
+    p = Pipeline(model, _cfg(), on_descriptions=batches.append)
+    p.start()
+    _feed(p, 1, "a")
+    assert model.started.wait(2)
+    assert not p.stop(timeout=0.1)  # stuck in the model
+    p.start()
+    gate.set()
+    _feed(p, 2, "b")
+    assert _wait(lambda: any(b.stamp == 2 for b in batches))
+    assert p.running
+    p.stop()

@@ -183,9 +183,12 @@ class Pipeline:
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
         """Start the worker thread (not used in synchronous mode)."""
-        if self.synchronous or (self._thread is not None and self._thread.is_alive()):
+        if self.synchronous:
             return
-        self._stop = False
+        with self._lock:
+            self._stop = False
+            if self._thread is not None and self._thread.is_alive():
+                return  # a worker still finishing its last call carries on
         self._thread = threading.Thread(target=self._run, name="gar-pipeline", daemon=True)
         self._thread.start()
 
