@@ -500,6 +500,8 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
     if not stopped:
         # the model is still inside a call that cannot be interrupted: do not wait for it
+        print("gar_node: a model call was still running at shutdown; exiting without waiting for it",
+              file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
