@@ -8,8 +8,6 @@ for model output. Tests of real descriptions and answers use the tiny GAR checkp
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
