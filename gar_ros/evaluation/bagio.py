@@ -138,7 +138,7 @@ class BagReader:
                 except BagError as err:
                     info.error = str(err)
             if norm != conn.msgtype and not info.error:
-                log.info("topic %s: type %r read as %r", conn.topic, conn.msgtype, norm)
+                log.debug("topic %s: type %r read as %r", conn.topic, conn.msgtype, norm)
 
     # -- topic choice
     def choose_topics(

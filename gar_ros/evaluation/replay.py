@@ -236,6 +236,9 @@ class Replayer:
                     bar.close()
             snap = pipeline.snapshot()
             result.counters = dict(snap.counters)
+            pending = int(pipeline.queue_depths().get("pending_region_sets", 0))
+            if pending:
+                result.counters["region_sets_without_frame"] = pending
             result.pipeline_problems = list(snap.problems)
         result.outputs.sort(key=lambda r: (r.stamp, r.kind != "description", r.id))
         result.wall_time = time.perf_counter() - t_start
