@@ -276,3 +276,24 @@ def test_gar_geometry_448_tiles_256_tokens_16x16_replay() -> None:
     crop = plain.input_ids == cfg.crop_tokens_ids[1]
     assert torch.equal(plain.embeds[crop], m.torch_model.embed(plain.input_ids[crop]))
     assert not torch.equal(prepared.embeds[crop], plain.embeds[crop])
+
+
+def test_loaded_model_equals_freshly_built_one(model: GarModel) -> None:
+    """Loading skips random init: every weight and buffer must still equal the writer's model."""
+    from gar_ros.model.modeling import GarTorchModel
+    from gar_ros.model.tiny import init_weights
+
+    fresh = GarTorchModel(model.config)
+    init_weights(fresh, 0)
+    fresh.eval()
+    loaded = dict(model.torch_model.named_buffers())
+    for name, buf in fresh.named_buffers():
+        assert torch.equal(buf, loaded[name]), name
+    state = model.torch_model.state_dict()
+    for name, value in fresh.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    frame = model.processor.tiles(random_image(H, W, seed=12))
+    prompt = model.processor.region_prompt([rect_mask(H, W, 5, 30, 5, 60)], [1])
+    maps = model.processor.prompt_map_tiles(prompt.prompt_map, frame)
+    with torch.inference_mode():
+        assert torch.equal(fresh.encode_images(frame.pixel_values, maps), model.vision.encode(frame.pixel_values, maps))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gar_ros.errors import BackendError, InputError, TooManyRegionsError
+from gar_ros.errors import BackendError, TooManyRegionsError
 from gar_ros.model.checkpoint import load_checkpoint
 from gar_ros.model.config import GarConfig
 from gar_ros.model.engines import LanguageEngine, VisionEngine, torch_engines
@@ -356,4 +356,4 @@ class GarModel:
         )
 
 
-__all__ = ["GarModel", "PreparedPrompt", "FrameEntry", "InputError"]
+__all__ = ["GarModel", "PreparedPrompt", "FrameEntry"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gar_ros.errors import CheckpointError, QueryError
@@ -61,10 +61,6 @@ IMAGE_TOKEN = "<|image|>"
 _TEXT_SENTINEL = "GARROSUSERTEXTSENTINEL"
 _PROMPT_REF = re.compile(r"<Prompt(0|[1-9][0-9]*)>")
 
-#: A prompt piece: plain trusted text, or explicit token ids.
-Piece = "str | list[int]"
-
-
 def prompt_token(index: int) -> str:
     return f"<Prompt{index}>"
 
@@ -76,14 +72,6 @@ class TemplateIds:
     prefix: list[int]
     suffix: list[int]
     image_pos: int
-
-
-@dataclass
-class PromptIds:
-    """Token ids of one prompt before image expansion plus where things are."""
-
-    ids: list[int]
-    crop_ids: dict[int, int] = field(default_factory=dict)  # prompt index -> crop token id
 
 
 class PromptBuilder:
