@@ -104,6 +104,7 @@ def _read_until(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_subprocess_node_and_sigint_shutdown_with_description_in_flight(checkpoint):
     import rclpy
     from rclpy.node import Node
