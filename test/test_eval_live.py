@@ -79,5 +79,7 @@ def test_live_replay_records_the_node_outputs(node: str, tmp_path: Path) -> None
     # query and image callbacks); every answer that found its frame carries that frame's stamp
     assert ok and {o["stamp"] for o in ok} <= stamps and all(o["latency"] > 0 for o in answers)
     assert all(o["status"] == "NOT_FOUND" and "no frame" in o["message"] for o in answers if o not in ok)
-    assert doc["summary"]["backend"] == "live" and doc["summary"]["frames"] == 3
+    assert doc["summary"]["frames"] == 3 and doc["summary"]["backend"] == "torch"
+    c = doc["counters"]  # the node's own counters over the run, from /diagnostics
+    assert 1 <= c["frames_received"] <= 3 and c["queries_received"] == 3  # images are best effort
     assert (out / "report.md").is_file()

@@ -8,7 +8,8 @@ The deployed node (its QoS, threading, drops) is what gets measured. Messages ar
 - queries -> ``<node>/queries``;
 and ``<node>/descriptions`` and ``<node>/answers`` are recorded. Description latency is the
 node's own (``latency``/``inference_time`` fields); answer latency is from publishing the query
-to receiving its answer. Messages the bag cannot decode are reported, not published.
+to receiving its answer. The node's counters (frames dropped, stale, bad inputs, ...) come from its
+``/diagnostics`` before and after the run. Messages the bag cannot decode are reported, not published.
 """
 from __future__ import annotations
 
@@ -126,11 +127,27 @@ def run_live(
                     result.add_time("query_latency", lat)
                     last_output[0] = now
 
+            diag: dict[str, Any] = {"first": None, "last": None, "count": 0}
+
+            def on_diag(msg: Any) -> None:
+                for st in msg.status:
+                    if st.name.split(":")[0].strip() == node:
+                        values = {kv.key: kv.value for kv in st.values}
+                        with lock:
+                            if diag["first"] is None:
+                                diag["first"] = values
+                            diag["last"] = values
+                            diag["count"] += 1
+
+            from diagnostic_msgs.msg import DiagnosticArray
+
+            player.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
             player.create_subscription(types[ts.DESCRIPTIONS], f"{node}/descriptions", on_desc, reliable)
             player.create_subscription(types[ts.ANSWER], f"{node}/answers", on_answer, reliable)
             spin.start()
             _wait_for_subscribers(pubs, discovery_timeout, node)
 
+            _wait(lambda: diag["first"] is not None, 2.5)  # the node's counters before the run
             total = sum(bag.topics[t].count for t in choice.topics())
             bar = _progress(total, options.progress)
             t0_wall: float | None = None
@@ -170,7 +187,13 @@ def run_live(
                 if idle:
                     break
                 time.sleep(0.05)
+            seen = diag["count"]
+            _wait(lambda: diag["count"] > seen, 2.5)  # and after it
             with lock:
+                result.counters = _counter_delta(diag["first"], diag["last"])
+                if diag["last"]:
+                    result.model = f"{diag['last'].get('model', '')} via {node} (live)"
+                    result.backend = str(diag["last"].get("backend", "live"))
                 for qid in sorted(sent_queries):
                     result.errors.append(MessageError(choice.queries or "", -1, 0, "live",
                                                       f"no answer to query {qid!r} within {wait} s"))
@@ -182,6 +205,26 @@ def run_live(
     result.outputs.sort(key=lambda r: (r.stamp, r.kind != "description", r.id))
     result.wall_time = time.perf_counter() - t_start
     return result
+
+
+def _wait(cond: Any, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.05)
+    return bool(cond())
+
+
+def _counter_delta(first: dict[str, str] | None, last: dict[str, str] | None) -> dict[str, int]:
+    """The node's integer counters (from /diagnostics) accumulated during the run."""
+    if not last:
+        return {}
+    out = {}
+    for key, value in last.items():
+        if key.startswith("queue_") or "_ms_" in key or not value.isdigit():
+            continue
+        before = (first or {}).get(key, "0")
+        out[key] = int(value) - (int(before) if before.isdigit() else 0)
+    return out
 
 
 def _wait_for_subscribers(pubs: dict[str, Any], timeout: float, node: str) -> None:
