@@ -87,7 +87,7 @@ def test_clip_moves_objects_consistently() -> None:
     for i in range(len(ids)):
         xs = [f.objects[i].centre[0] for f in clip]
         steps = np.diff(xs)
-        assert np.all(np.abs(steps) >= 2.0 - 1e-6) and np.all(np.abs(steps) <= 4.0 + 1e-6)
+        assert np.all(np.abs(steps) >= 3.0 - 1e-6) and np.all(np.abs(steps) <= 5.0 + 1e-6)
         assert np.all(np.sign(steps) == np.sign(steps[0]))
         assert len({f.objects[i].label for f in clip}) == 1
     for frame in clip:  # objects stay apart in every frame

@@ -229,7 +229,7 @@ def generate_scene(seed: int, size: tuple[int, int] = DEFAULT_SIZE, n_objects: i
 
 
 def generate_clip(seed: int, n_frames: int = 4, size: tuple[int, int] = DEFAULT_SIZE,
-                  n_objects: int | None = None, *, max_speed: float = 4.0, min_speed: float = 2.0,
+                  n_objects: int | None = None, *, max_speed: float = 5.0, min_speed: float = 3.0,
                   min_objects: int = 2, max_objects: int = 4) -> list[Scene]:
     """``n_frames`` scenes of the same objects moving at constant velocity (pixels per frame).
 

@@ -9,7 +9,7 @@ processor's own formula).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from gar_ros.model.processing import normalize_uint8
 from gar_ros.model.processor import GarProcessor
 from gar_ros.model.prompts import DESCRIBE_PROMPT_INDEX
 from gar_ros.synthetic.tasks import TaskSample
+from gar_ros.synthetic.vocabulary import COLOUR_NAMES, SHAPES
 
 Box = tuple[float, float, float, float]
 IGNORE = -100
@@ -26,7 +27,9 @@ IGNORE = -100
 @dataclass
 class EncodedSample:
     """One training sequence. ``pixels`` (T, 3, S, S) uint8; ``prompt_map`` (T, 1, S, S) uint8
-    prompt ids; ``labels`` -100 except the answer and the end token."""
+    prompt ids; ``labels`` -100 except the answer and the end token. ``region_targets`` maps
+    prompt index -> (colour id, shape id, centre x, centre y, log area fraction) of its region
+    (for the auxiliary region loss of training; -1 ids when the label is not a synthetic one)."""
 
     input_ids: list[int]
     labels: list[int]
@@ -34,6 +37,18 @@ class EncodedSample:
     prompt_map: torch.Tensor
     grid: tuple[int, int]
     boxes: dict[int, Box]
+    region_targets: dict[int, tuple[int, int, float, float, float]] = field(default_factory=dict)
+
+
+def region_target(label: str, mask: np.ndarray) -> tuple[int, int, float, float, float]:
+    """(colour id, shape id, cx, cy, log area fraction); cx, cy in [0, 1] of the image."""
+    words = label.split()
+    colour = COLOUR_NAMES.index(words[0]) if words and words[0] in COLOUR_NAMES else -1
+    shape = SHAPES.index(words[-1]) if words and words[-1] in SHAPES else -1
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return (colour, shape, float(xs.mean() + 0.5) / w, float(ys.mean() + 0.5) / h,
+            float(np.log(len(xs) / (h * w))))
 
 
 def _to_uint8(normalised: torch.Tensor) -> torch.Tensor:
@@ -47,7 +62,8 @@ def encode_sample(processor: GarProcessor, sample: TaskSample, end_id: int) -> E
     frame = processor.tiles(image)
     masks = processor.masks(sample.regions, w, h)
     if sample.question is None:
-        prompt = processor.region_prompt(masks, [DESCRIBE_PROMPT_INDEX])
+        indices = [DESCRIBE_PROMPT_INDEX]
+        prompt = processor.region_prompt(masks, indices)
         ids = processor.describe_ids(frame)
     else:
         indices = list(range(len(masks)))
@@ -62,6 +78,7 @@ def encode_sample(processor: GarProcessor, sample: TaskSample, end_id: int) -> E
         prompt_map=_to_uint8(pmap),
         grid=frame.grid,
         boxes=dict(prompt.boxes),
+        region_targets={k: region_target(r.label, m) for k, r, m in zip(indices, sample.regions, masks)},
     )
 
 
@@ -84,6 +101,7 @@ def collate(samples: Sequence[EncodedSample], pad_id: int) -> dict:
         "prompt_maps": [normalize_uint8(s.prompt_map) for s in samples],
         "grids": [s.grid for s in samples],
         "boxes": [s.boxes for s in samples],
+        "region_targets": [s.region_targets for s in samples],
     }
 
 

@@ -35,7 +35,9 @@ class TinyRecipe:
     # data
     scene_size: tuple[int, int] = (96, 96)
     mixture: dict[str, float] = field(default_factory=lambda: {
-        "describe": 0.35, "choice": 0.45, "free": 0.20})
+        "describe": 0.30, "choice": 0.40, "free": 0.18, "motion": 0.12})
+    clip_frames: tuple[int, int] = (3, 5)  # frames generated per motion clip (min, max)
+    context_frames: tuple[int, int] = (2, 4)  # frames given to the model per clip (min, max)
     # optimisation
     steps: int = 1200
     batch_size: int = 32
@@ -44,18 +46,24 @@ class TinyRecipe:
     warmup_steps: int = 60
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    aux_weight: float = 0.5  # auxiliary region probe (training only, see objective.py)
+    aux_steps: int = 0  # 0 = constant weight; else linear decay to 0 over these steps
+    split_by_length: bool = True  # two length-sorted micro-batches per step (less padding)
     threads: int = 1
     time_limit_s: float = 0.0  # 0 = none; else stop (and save) when reached
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scene_size"] = list(self.scene_size)
+        d["clip_frames"] = list(self.clip_frames)
+        d["context_frames"] = list(self.context_frames)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TinyRecipe":
         d = dict(d)
-        if "scene_size" in d:
-            d["scene_size"] = tuple(d["scene_size"])
+        for key in ("scene_size", "clip_frames", "context_frames"):
+            if key in d:
+                d[key] = tuple(d[key])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})

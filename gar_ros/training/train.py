@@ -25,8 +25,11 @@ import torch
 from gar_ros.model.modeling import GarTorchModel
 from gar_ros.model.processor import GarProcessor
 from gar_ros.model.tiny import init_weights, save_checkpoint, tiny_config
-from gar_ros.synthetic.tasks import TaskSample, make_choice, make_describe, make_free
+from gar_ros.synthetic.tasks import TaskSample, make_choice, make_describe, make_free, make_motion
 from gar_ros.training.batches import EncodedSample, collate, encode_sample
+from gar_ros.model.video import clip_forward
+from gar_ros.training.clips import encode_motion, pick_frames
+from gar_ros.training.objective import RegionProbe, batch_loss
 from gar_ros.training.recipe import TRAIN_SEED_BASE, TinyRecipe
 from gar_ros.training.tokenizer import BOS, EOT, IMAGE, PAD, build_tokenizer
 
@@ -71,6 +74,9 @@ def draw_sample(recipe: TinyRecipe, index: int) -> TaskSample:
         return make_choice(seed, size=size)
     if task == "free":
         return make_free(seed, size)
+    if task == "motion":
+        return make_motion(seed, n_frames=int(rng.integers(recipe.clip_frames[0], recipe.clip_frames[1] + 1)),
+                           size=size)
     raise ValueError(f"unknown task {task!r} in the mixture")
 
 
@@ -94,36 +100,69 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
     model.train()
     end_id = int(processor.tokenizer.convert_tokens_to_ids(EOT))
     pad_id = int(processor.tokenizer.convert_tokens_to_ids(PAD))
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    probe = RegionProbe(model.config.hidden_size)
+    named = [*model.named_parameters(), *(("probe." + n, p) for n, p in probe.named_parameters())]
+    params = [p for _, p in named]
+    decay = [p for n, p in named if p.ndim >= 2]
+    no_decay = [p for n, p in named if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=recipe.lr, betas=(0.9, 0.98))
     start = time.perf_counter()
     cpu_start = time.process_time()
     losses: list[float] = []
+    aux_losses: list[float] = []
     data_s = 0.0
     step = 0
     stopped_early = False
     for step in range(recipe.steps):
         t0 = time.perf_counter()
-        batch: list[EncodedSample] = [
-            encode_sample(processor, draw_sample(recipe, step * recipe.batch_size + i), end_id)
-            for i in range(recipe.batch_size)
-        ]
-        inputs = collate(batch, pad_id)
+        batch: list[EncodedSample] = []
+        clips: list = []
+        for i in range(recipe.batch_size):
+            index = step * recipe.batch_size + i
+            sample = draw_sample(recipe, index)
+            if sample.task == "motion":
+                rng = np.random.default_rng([recipe.seed, index, 7])
+                k = int(rng.integers(recipe.context_frames[0], recipe.context_frames[1] + 1))
+                frames = pick_frames(len(sample.frames), k, rng)
+                clips.append(encode_motion(model.config, processor.builder, sample, frames,
+                                           processor.tokenizer, end_id))
+            else:
+                batch.append(encode_sample(processor, sample, end_id))
+        batch.sort(key=lambda s: len(s.input_ids))
+        halves = [batch[: len(batch) // 2], batch[len(batch) // 2:]] if recipe.split_by_length else [batch]
+        inputs = [collate(h, pad_id) for h in halves if h]
         data_s += time.perf_counter() - t0
         for group in opt.param_groups:
             group["lr"] = _lr(recipe, step)
-        out = model(**inputs)
         opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        total_tokens = sum(int((b["labels"] != -100).sum()) for b in inputs)
+        total_tokens += sum(len(answer) for _, answer in clips)
+        step_loss = 0.0
+        step_aux = 0.0
+        aux_w = recipe.aux_weight * max(0.0, 1.0 - step / max(1, recipe.aux_steps)) if recipe.aux_steps else recipe.aux_weight
+        for part_inputs, part in zip(inputs, halves):
+            parts = batch_loss(model, part_inputs, probe if aux_w > 0 else None)
+            share = parts.answer_tokens / max(1, total_tokens)
+            loss = parts.lm * share
+            if parts.aux is not None:
+                loss = loss + aux_w * parts.aux * (len(part) / len(batch))
+                step_aux += float(parts.aux.detach()) * len(part) / len(batch)
+            loss.backward()
+            step_loss += float(parts.lm.detach()) * share
+        if clips:
+            clip_loss, _ = clip_forward(model, [c for c, _ in clips], [a for _, a in clips])
+            share = sum(len(a) for _, a in clips) / max(1, total_tokens)
+            (clip_loss * share).backward()
+            step_loss += float(clip_loss.detach()) * share
+        torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
         opt.step()
-        losses.append(float(out.loss))
+        losses.append(step_loss)
+        aux_losses.append(step_aux)
         if step % 25 == 0 or step == recipe.steps - 1:
             elapsed = time.perf_counter() - start
-            say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} "
+            say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} aux {np.mean(aux_losses[-25:]):.3f} "
                 f"lr {_lr(recipe, step):.2e} {elapsed:.0f}s")
         if recipe.time_limit_s and time.perf_counter() - start > recipe.time_limit_s:
             stopped_early = True
