@@ -142,14 +142,13 @@ def build_gar1b(tiles: int, device: str, dtype: torch.dtype, seed: int = 0) -> A
         vision_width=1024, vision_depth=23, vision_heads=16, hidden_size=2048, layers=16, heads=32, kv_heads=8,
         intermediate_size=8192,
     )
+    config.mllm_config["text_config"]["max_position_embeddings"] = 131072
     config.mllm_config["text_config"]["rope_scaling"] = {
         "rope_type": "llama3", "factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
         "original_max_position_embeddings": 8192,
     }
     torch.manual_seed(seed)
-    with torch.device("meta"):
-        net = GarTorchModel(config)
-    net = net.to_empty(device="cpu")
+    net = GarTorchModel(config)  # on CPU: buffers (rotary frequencies) must be real values
     init_weights(net, seed, std=0.02)
     net = net.to(device=device, dtype=dtype).eval()
     processor = GarProcessor(config, tokenizer, None)

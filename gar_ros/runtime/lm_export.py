@@ -11,8 +11,9 @@ Two graphs share the decoder weights:
   and ``present.*`` (B, Hkv, P + L, hd).
 
 The attention mask is turned into an additive 4D mask inside the graph (causal within the new
-tokens, all past tokens visible, padding hidden), using the dtype's minimum instead of -inf so
-fully padded rows stay finite. Attention runs the ``eager`` implementation (MatMul + Softmax),
+tokens, all past tokens visible, padding hidden). Hidden keys get -65504 (the float16 minimum)
+instead of -inf: exp() of it is 0 in every precision, and a fully hidden row (a left-padding
+position) stays finite when TensorRT runs the graph in fp16/bf16, so no NaN reaches the cache. Attention runs the ``eager`` implementation (MatMul + Softmax),
 which every ONNX runtime and TensorRT's parser support.
 
 Works with any Hugging Face decoder whose forward accepts ``inputs_embeds``, a 4D
@@ -36,6 +37,9 @@ from gar_ros.errors import BackendError
 log = logging.getLogger(__name__)
 
 
+MASK_VALUE = -65504.0
+
+
 def additive_mask(attention_mask: Tensor, query_len: int | Tensor, dtype: torch.dtype) -> Tensor:
     """(B, K) 0/1 key mask -> (B, 1, Q, K) additive mask; query q sits at key position K - Q + q."""
     key_len = attention_mask.shape[1]
@@ -44,7 +48,7 @@ def additive_mask(attention_mask: Tensor, query_len: int | Tensor, dtype: torch.
     causal = kpos[None, :] <= qpos[:, None]  # (Q, K)
     allowed = causal[None, None] & attention_mask[:, None, None, :].bool()
     zeros = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
-    return zeros.masked_fill(~allowed, torch.finfo(dtype).min)
+    return zeros.masked_fill(~allowed, MASK_VALUE)
 
 
 def _make_cache(config: object, past: list[Tensor]) -> object:
