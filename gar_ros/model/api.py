@@ -60,7 +60,7 @@ class PreparedPrompt:
     """Everything fed to the language model for one prompt (for inspection and ``--dump``).
 
     ``input_ids`` (L,) int64; ``pixel_values`` (T, 3, S, S); ``prompt_ids`` (T, S, S) uint8 prompt
-    map tiles; ``boxes`` {prompt index: normalised box}; ``grid`` (tiles_w, tiles_h);
+    map tiles (empty inside ``describe``, which does not need them); ``boxes`` {prompt index: normalised box}; ``grid`` (tiles_w, tiles_h);
     ``embeds`` (L, D).
     """
 
@@ -229,7 +229,10 @@ class GarModel:
             return sum(e.nbytes for e in self._frames.values())
 
     # ------------------------------------------------------------------ assembly
-    def _prepare(self, entry: FrameEntry, ids: list[int], prompt: RegionPrompt, feats: torch.Tensor) -> PreparedPrompt:
+    def _prepare(
+        self, entry: FrameEntry, ids: list[int], prompt: RegionPrompt, feats: torch.Tensor, *, inspect: bool = True
+    ) -> PreparedPrompt:
+        """Embeddings of one prompt; ``inspect`` also tiles the prompt map for ``prompt_ids``."""
         input_ids = torch.tensor(ids, dtype=torch.long)
         replays = (
             image_replays(self.config, feats, entry.tiles.grid, prompt.boxes, thumbnail=entry.tiles.thumbnail)
@@ -239,10 +242,12 @@ class GarModel:
         token_emb = self.language.embed(input_ids[None])[0]
         embeds = fill_embeddings(token_emb, input_ids.to(token_emb.device), self.config.image_token_id,
                                  feats.to(token_emb.device), [(c, r.to(token_emb.device)) for c, r in replays])
-        return PreparedPrompt(input_ids, entry.tiles.pixel_values, self.processor_ids(prompt, entry),
-                              dict(prompt.boxes), entry.tiles.grid, embeds)
+        prompt_ids = self.processor_ids(prompt, entry) if inspect else torch.empty(0, dtype=torch.uint8)
+        return PreparedPrompt(input_ids, entry.tiles.pixel_values, prompt_ids, dict(prompt.boxes), entry.tiles.grid,
+                              embeds)
 
     def processor_ids(self, prompt: RegionPrompt, entry: FrameEntry) -> torch.Tensor:
+        """(T, S, S) uint8 prompt ids of the tiled prompt map, as the model sees them."""
         tiles = self.processor.prompt_map_tiles(prompt.prompt_map, entry.tiles)
         return torch.round((tiles[:, 0] + 1.0) / 2.0 * 255.0).to(torch.uint8)
 
@@ -266,8 +271,7 @@ class GarModel:
         h, w = rgb.shape[:2]
         masks = self.processor.masks(regions, w, h)
         indices = list(range(len(regions)))
-        ids_check = self.processor.builder.user_text_ids(question, indices)  # validate before compute
-        del ids_check
+        self.processor.builder.question_pieces(indices, question)  # validates the question before any compute
         entry = self._frame_entry(rgb, frame_key)
         prompt = self.processor.region_prompt(masks, indices) if masks else self.processor.empty_prompt(w, h)
         ids = self.processor.question_ids(entry.tiles, indices, question)
@@ -296,7 +300,7 @@ class GarModel:
             chunk = masks[start : start + self.max_batch]
             prompts = [self.processor.region_prompt([m], [DESCRIBE_PROMPT_INDEX]) for m in chunk]
             feats = self._encode(entry, prompts)
-            embeds = [self._prepare(entry, ids, p, f).embeds for p, f in zip(prompts, feats)]
+            embeds = [self._prepare(entry, ids, p, f, inspect=False).embeds for p, f in zip(prompts, feats)]
             result = greedy_generate(
                 self.language, embeds, eos_ids=self.eos_ids, max_new_tokens=max_new_tokens, pad_id=self.pad_id
             )
