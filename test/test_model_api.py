@@ -297,3 +297,24 @@ def test_loaded_model_equals_freshly_built_one(model: GarModel) -> None:
     maps = model.processor.prompt_map_tiles(prompt.prompt_map, frame)
     with torch.inference_mode():
         assert torch.equal(fresh.encode_images(frame.pixel_values, maps), model.vision.encode(frame.pixel_values, maps))
+
+
+def test_greedy_loop_equals_transformers_generate(model: GarModel) -> None:
+    """Our KV-cached greedy loop gives the tokens of transformers' own ``generate`` on the same
+    embeddings (the official code hands its assembled embeddings to ``mllm.generate``)."""
+    from transformers import GenerationConfig
+
+    img = random_image(H, W, seed=13)
+    prepared = model.prepare_describe(img, Region("a", mask=rect_mask(H, W, 10, 40, 20, 70)))
+    ours = model.generate_prepared([prepared], max_new_tokens=8).tokens[0]
+    config = GenerationConfig(max_new_tokens=8, do_sample=False, eos_token_id=sorted(model.eos_ids),
+                              pad_token_id=model.pad_id)
+    with torch.inference_mode():
+        out = model.torch_model.mllm.generate(
+            inputs_embeds=prepared.embeds[None],
+            attention_mask=torch.ones(1, prepared.embeds.shape[0], dtype=torch.long),
+            generation_config=config,
+        )
+    seq = out.sequences if hasattr(out, "sequences") else out
+    theirs = [t for t in seq[0].tolist() if t not in model.eos_ids]
+    assert ours == theirs[: len(ours)] and len(ours) == len(theirs)
