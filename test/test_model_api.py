@@ -318,3 +318,36 @@ def test_greedy_loop_equals_transformers_generate(model: GarModel) -> None:
     seq = out.sequences if hasattr(out, "sequences") else out
     theirs = [t for t in seq[0].tolist() if t not in model.eos_ids]
     assert ours == theirs[: len(ours)] and len(ours) == len(theirs)
+
+
+def test_prepared_crop_embeddings_follow_official_arithmetic(model: GarModel) -> None:
+    """Crop positions hold roi_align of the merged non-thumbnail tiles with the official
+    double-scaled box, computed here step by step as the official code does."""
+    from torchvision.ops import roi_align
+
+    cfg = model.config
+    img = random_image(120, 200, seed=14)
+    regs = [Region("a", mask=rect_mask(120, 200, 30, 90, 100, 190)), Region("b", box=(5, 5, 60, 50))]
+    prepared = model.prepare_ask(img, regs, "Compare <Prompt0> and <Prompt1>.")
+    frame = model.processor.tiles(img)
+    pmap = model.processor.region_prompt(model.processor.masks(regs, 200, 120), [0, 1])
+    feats = model.vision.encode(frame.pixel_values, model.processor.prompt_map_tiles(pmap.prompt_map, frame))
+    tw, th = frame.grid
+    side = cfg.tokens_per_side
+    tiles = feats[1:].reshape(th * tw, side, side, -1)
+    merged = torch.zeros(feats.shape[-1], th * side, tw * side)
+    for r in range(th):
+        for c in range(tw):
+            merged[:, r * side : (r + 1) * side, c * side : (c + 1) * side] = tiles[r * tw + c].permute(2, 0, 1)
+    for k, mask in enumerate(model.processor.masks(regs, 200, 120)):
+        ys, xs = np.nonzero(mask)
+        x1, y1, x2, y2 = xs.min() / 200, ys.min() / 120, xs.max() / 200, ys.max() / 120
+        feat_h, feat_w = merged.shape[1:]
+        orig_h, orig_w = feat_h * 28, feat_w * 28
+        scale = feat_w / orig_w
+        roi = torch.tensor([[0, x1 * orig_w * scale, y1 * orig_h * scale, x2 * orig_w * scale, y2 * orig_h * scale]],
+                           dtype=torch.float32)
+        want = roi_align(merged[None], roi, output_size=(side, side), spatial_scale=scale, sampling_ratio=2,
+                         aligned=True)[0].permute(1, 2, 0).reshape(side * side, -1)
+        got = prepared.embeds[prepared.input_ids == cfg.crop_tokens_ids[k]]
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
