@@ -205,6 +205,14 @@ def test_checkpoint_errors_name_what_is_missing(tmp_path: Path) -> None:
     (d / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="missing"):
         GarModel.from_pretrained(d)
+    cfg["mllm_config"]["vision_config"]["architecture"] = "no_such_timm_model"
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="cannot build"):
+        GarModel.from_pretrained(d)
+    d = _copy(src, tmp_path / "corrupt")
+    (d / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="safetensors"):
+        GarModel.from_pretrained(d)
     d = _copy(src, tmp_path / "sharded")
     from safetensors.torch import load_file, save_file
 

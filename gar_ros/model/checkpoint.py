@@ -175,8 +175,11 @@ def load_checkpoint(
         log.info("patch size from the mask embedding kernel: %d", int(mask_w.shape[2]))
         config.patch_size = int(mask_w.shape[2])
         config.validate()
-    with _no_init():
-        model = GarTorchModel(config, attn_implementation=attn_implementation)
+    try:
+        with _no_init():
+            model = GarTorchModel(config, attn_implementation=attn_implementation)
+    except (TypeError, ValueError, KeyError, RuntimeError, ImportError, AttributeError) as err:
+        raise CheckpointError(f"{root}: cannot build the model from config.json: {err}") from err
     if model.mask_patch_embedding.weight.shape != mask_w.shape:
         raise CheckpointError(
             f"{root}: {MASK_KEY} shape {tuple(mask_w.shape)} does not fit the vision tower "

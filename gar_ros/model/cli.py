@@ -63,7 +63,7 @@ def load_image(path: Path) -> Any:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise ImageError(f"cannot read image {path}: {err}") from err
 
 
@@ -74,7 +74,7 @@ def load_mask(path: Path) -> Any:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("L")) > 0
-    except (OSError, UnidentifiedImageError) as err:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise RegionError(f"cannot read mask {path}: {err}") from err
 
 
