@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from _model_helpers import random_image, rect_mask, tiny_checkpoint
-from gar_ros.errors import CheckpointError, ImageError, QueryError, RegionError, TooManyRegionsError
+from gar_ros.errors import CheckpointError, ImageError, InputError, QueryError, RegionError, TooManyRegionsError
 from gar_ros.model import GarModel
 from gar_ros.model.generation import left_pad
 from gar_ros.types import AnswerStatus, Region
@@ -169,6 +169,10 @@ def test_bad_inputs_raise_clear_errors(model: GarModel) -> None:
         model.ask(img, regions()[:1], "Where is <Prompt1>?")
     with pytest.raises(QueryError):
         model.ask(img, regions()[:1], "")
+    with pytest.raises(RegionError, match="Region objects"):
+        model.describe(img, [{"id": "x"}])  # type: ignore[list-item]
+    with pytest.raises(InputError, match="max_new_tokens"):
+        model.describe(img, regions(), max_new_tokens=-1)
     half = Region("h", mask=rect_mask(H // 2, W // 2, 5, 20, 10, 35))  # same aspect: resized NEAREST
     assert model.describe(img, [half], max_new_tokens=1)[0].region_id == "h"
 

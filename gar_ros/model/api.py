@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gar_ros.errors import BackendError, TooManyRegionsError
+from gar_ros.errors import BackendError, InputError, TooManyRegionsError
 from gar_ros.model.checkpoint import load_checkpoint
 from gar_ros.model.config import GarConfig
 from gar_ros.model.engines import LanguageEngine, VisionEngine, torch_engines
@@ -70,6 +70,12 @@ class PreparedPrompt:
     boxes: dict[int, Box]
     grid: tuple[int, int]
     embeds: torch.Tensor
+
+
+def _check_max_new_tokens(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"max_new_tokens must be an integer >= 0, got {value!r}")
+    return value
 
 
 def _digest(array: np.ndarray) -> bytes:
@@ -288,6 +294,7 @@ class GarModel:
         frame_key: Any = None,
     ) -> list[RegionText]:
         """Describe each region alone (single-region prompt ``<Prompt1>``), batched."""
+        _check_max_new_tokens(max_new_tokens)
         rgb = self.processor.rgb(image)
         h, w = rgb.shape[:2]
         masks = self.processor.masks(regions, w, h)  # all inputs validated before any compute
@@ -324,6 +331,7 @@ class GarModel:
         ``on_text(text_so_far)`` runs after each token; returning False cancels (the answer then
         carries the text so far and ``message="cancelled"``).
         """
+        _check_max_new_tokens(max_new_tokens)
         prepared = self.prepare_ask(image, regions, question, frame_key)
         tokens: list[int] = []
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gar_ros.errors import TooManyRegionsError
+from gar_ros.errors import RegionError, TooManyRegionsError
 from gar_ros.model.config import GarConfig
 from gar_ros.model.processing import (
     FrameTiles,
@@ -71,6 +71,9 @@ class GarProcessor:
     # ------------------------------------------------------------------ regions
     def masks(self, regions: Sequence[Region], width: int, height: int) -> list[np.ndarray]:
         """Validated (H, W) bool masks of the regions, in order."""
+        for r in regions:
+            if not isinstance(r, Region):
+                raise RegionError(f"regions must be gar_ros.types.Region objects, got {type(r).__name__}")
         return [region_mask(r, width, height) for r in regions]
 
     def region_prompt(self, masks: Sequence[np.ndarray], indices: Sequence[int]) -> RegionPrompt:
