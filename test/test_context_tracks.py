@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gar_ros.context.tracks import RegionTracker, TrackerConfig, pairwise_iou, region_box
+from gar_ros.context.tracks import CropMask, RegionTracker, TrackerConfig, pairwise_iou, region_box
 from gar_ros.errors import InputError, RegionError
 from gar_ros.types import Region
 
@@ -152,3 +152,25 @@ def test_bad_input_raises() -> None:
         TrackerConfig(use_ids="sometimes")
     with pytest.raises(InputError):
         TrackerConfig(iou_threshold=0.0)
+
+
+def test_crop_mask_iou_equals_full_frame_iou() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        a = np.zeros((H, W), dtype=bool)
+        b = np.zeros((H, W), dtype=bool)
+        for m in (a, b):  # a block with random holes, somewhere
+            y, x = rng.integers(0, H - 20), rng.integers(0, W - 30)
+            h, w = rng.integers(2, 20), rng.integers(2, 30)
+            m[y : y + h, x : x + w] = rng.random((h, w)) < 0.7
+            m[y, x] = True
+        want = np.count_nonzero(a & b) / np.count_nonzero(a | b)
+        assert CropMask.from_mask(a).iou(CropMask.from_mask(b)) == pytest.approx(want)
+        dx, dy = int(rng.integers(-5, 6)), int(rng.integers(-5, 6))
+        shifted = np.zeros_like(a)
+        shifted[max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = a[
+            max(-dy, 0) : H + min(-dy, 0), max(-dx, 0) : W + min(-dx, 0)
+        ]
+        if shifted.sum() == a.sum():  # not clipped at the border
+            want = np.count_nonzero(shifted & b) / np.count_nonzero(shifted | b)
+            assert CropMask.from_mask(a).shifted(dx, dy).iou(CropMask.from_mask(b)) == pytest.approx(want)

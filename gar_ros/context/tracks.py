@@ -12,7 +12,7 @@ Association (per frame):
 2. IoU pass: the remaining regions (no id, an unknown id, or an overruled id) and the live tracks
    not matched in step 1 are paired by an optimal assignment (``scipy.optimize.linear_sum_assignment``)
    on cost ``1 - IoU``; pairs below ``iou_threshold`` are rejected. IoU is mask IoU when both sides
-   have a mask, box IoU otherwise (pycocotools). The track side is *predicted*: its last box/mask
+   have a mask (exact, on the overlap of the mask crops), box IoU otherwise (pycocotools). The track side is *predicted*: its last box/mask
    shifted by its constant-velocity estimate (box centre motion between its last two sightings)
    times the time since it was last seen, so crossing objects keep their tracks.
    A matched detector id becomes an alias of the track (later frames match it in the id pass).
@@ -29,7 +29,6 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
@@ -46,10 +45,12 @@ def region_box(region: Region) -> Box:
         return tuple(float(v) for v in region.box)  # type: ignore[return-value]
     if region.mask is None:
         raise RegionError(f"region {region.id!r} has neither a box nor a mask")
-    ys, xs = np.nonzero(region.mask)
-    if len(xs) == 0:
+    mask = np.asarray(region.mask, dtype=bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
         raise RegionError(f"region {region.id!r} has an empty mask")
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
 
 
 def _xywh(box: Box) -> list[float]:
@@ -57,16 +58,46 @@ def _xywh(box: Box) -> list[float]:
     return [x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1)]
 
 
-def _rle(mask: np.ndarray) -> dict:
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+@dataclass(frozen=True)
+class CropMask:
+    """A mask stored as its bounding crop: ``bits`` (h, w) bool placed at pixel (x0, y0)."""
+
+    x0: int
+    y0: int
+    bits: np.ndarray
+    area: int
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray) -> "CropMask":
+        mask = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            raise RegionError("empty mask")
+        bits = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+        return cls(int(cols[0]), int(rows[0]), bits, int(np.count_nonzero(bits)))
+
+    def shifted(self, dx: float, dy: float) -> "CropMask":
+        return CropMask(self.x0 + int(round(dx)), self.y0 + int(round(dy)), self.bits, self.area)
+
+    def iou(self, other: "CropMask") -> float:
+        """Exact mask IoU, computed on the overlap of the two crops only."""
+        x0, y0 = max(self.x0, other.x0), max(self.y0, other.y0)
+        x1 = min(self.x0 + self.bits.shape[1], other.x0 + other.bits.shape[1])
+        y1 = min(self.y0 + self.bits.shape[0], other.y0 + other.bits.shape[0])
+        inter = 0
+        if x1 > x0 and y1 > y0:
+            a = self.bits[y0 - self.y0 : y1 - self.y0, x0 - self.x0 : x1 - self.x0]
+            b = other.bits[y0 - other.y0 : y1 - other.y0, x0 - other.x0 : x1 - other.x0]
+            inter = int(np.count_nonzero(a & b))
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
 
 
-def _shift_mask(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    if abs(dx) < 0.5 and abs(dy) < 0.5:
+def _crop(mask: "np.ndarray | CropMask | None") -> "CropMask | None":
+    if mask is None or isinstance(mask, CropMask):
         return mask
-    h, w = mask.shape
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(mask.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST) > 0
+    return CropMask.from_mask(mask)
 
 
 @dataclass
@@ -100,22 +131,22 @@ class Track:
     first_stamp: int
     last_stamp: int
     box: Box
-    mask: np.ndarray | None
+    mask: CropMask | None
     aliases: set[str] = field(default_factory=set)
     velocity: tuple[float, float] = (0.0, 0.0)
     hits: int = 1
 
-    def predicted(self, stamp: int, use_motion: bool) -> tuple[Box, np.ndarray | None]:
+    def predicted(self, stamp: int, use_motion: bool) -> tuple[Box, CropMask | None]:
         if not use_motion:
             return self.box, self.mask
         dt = stamp - self.last_stamp
         dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
         x1, y1, x2, y2 = self.box
         box = (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
-        mask = None if self.mask is None else _shift_mask(self.mask, dx, dy)
+        mask = None if self.mask is None else self.mask.shifted(dx, dy)
         return box, mask
 
-    def observe(self, stamp: int, box: Box, mask: np.ndarray | None) -> None:
+    def observe(self, stamp: int, box: Box, mask: CropMask | None) -> None:
         dt = stamp - self.last_stamp
         if dt > 0:
             cx0, cy0 = (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
@@ -129,11 +160,14 @@ class Track:
 
 def pairwise_iou(
     boxes_a: Sequence[Box],
-    masks_a: Sequence[np.ndarray | None],
+    masks_a: Sequence[np.ndarray | CropMask | None],
     boxes_b: Sequence[Box],
-    masks_b: Sequence[np.ndarray | None],
+    masks_b: Sequence[np.ndarray | CropMask | None],
 ) -> np.ndarray:
-    """(len(a), len(b)) IoU: mask IoU where both masks exist (and share a size), else box IoU."""
+    """(len(a), len(b)) IoU: mask IoU where both masks exist, else box IoU (pycocotools).
+
+    Mask IoU runs only for pairs whose boxes overlap, on the overlap of the two mask crops.
+    """
     n, m = len(boxes_a), len(boxes_b)
     out = np.zeros((n, m), dtype=np.float64)
     if n == 0 or m == 0:
@@ -143,17 +177,12 @@ def pairwise_iou(
         dtype=np.float64,
     ).reshape(n, m)
     out[:] = box_iou
-    ia = [i for i, mk in enumerate(masks_a) if mk is not None]
-    jb = [j for j, mk in enumerate(masks_b) if mk is not None]
-    if ia and jb:
-        rle_a = {i: _rle(masks_a[i]) for i in ia}
-        rle_b = {j: _rle(masks_b[j]) for j in jb}
-        for size in {tuple(rle_b[j]["size"]) for j in jb}:
-            sa = [i for i in ia if tuple(rle_a[i]["size"]) == size]
-            sb = [j for j in jb if tuple(rle_b[j]["size"]) == size]
-            if sa and sb:
-                sub = mask_utils.iou([rle_a[i] for i in sa], [rle_b[j] for j in sb], [0] * len(sb))
-                out[np.ix_(sa, sb)] = np.asarray(sub, dtype=np.float64).reshape(len(sa), len(sb))
+    crops_a = [_crop(mk) for mk in masks_a]
+    crops_b = [_crop(mk) for mk in masks_b]
+    for i, j in zip(*np.nonzero(box_iou > 0)):
+        ca, cb = crops_a[i], crops_b[j]
+        if ca is not None and cb is not None:
+            out[i, j] = ca.iou(cb)
     return out
 
 
@@ -190,7 +219,7 @@ class RegionTracker:
             raise RegionError("duplicate region ids in one frame")
         self._expire(stamp)
         boxes = [region_box(r) for r in regions]
-        masks = [None if r.mask is None else np.asarray(r.mask, dtype=bool) for r in regions]
+        masks = [None if r.mask is None else CropMask.from_mask(r.mask) for r in regions]
         result: list[str | None] = [None] * len(regions)
         live = list(self.tracks.values())
         pred = [t.predicted(stamp, cfg.predict_motion) for t in live]
