@@ -102,3 +102,16 @@ def test_context_frames_capped_at_prompt_numbers(model) -> None:
     out = ctx.describe(model, ["a"], max_new_tokens=2)[0]
     assert len(out.frame_stamps) == model.config.prompt_numbers == 5
     assert out.frame_stamps[-1] == 7 * DT
+
+
+def test_batched_clip_descriptions_equal_single_ones(model) -> None:
+    from gar_ros.model.video import describe_clip
+
+    ctx = FrameContext(ContextConfig(context_frames=3, context_window=1.0, history_interval=0.0))
+    for i in range(4):
+        ctx.add_frame(*_frame(i, with_b=i != 1))
+    batched = ctx.describe(model, ["a", "b"], max_new_tokens=6)
+    single = [describe_clip(model, ctx.clip([rid]), rid, max_new_tokens=6) for rid in ("a", "b")]
+    assert [b.token_ids for b in batched] == [s.token_ids for s in single]
+    assert [b.frame_stamps for b in batched] == [s.frame_stamps for s in single]
+    assert batched[0].frame_stamps != batched[1].frame_stamps  # b is missing in frame 1

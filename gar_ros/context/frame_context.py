@@ -208,7 +208,7 @@ class FrameContext:
         max_new_tokens: int = 64,
     ) -> list[RegionText]:
         """One description per region id; ``frame_stamps`` lists the frames used (newest last)."""
-        from gar_ros.model.video import describe_clip
+        from gar_ros.model.video import describe_clips
 
         k = self._k(model)
         if k == 0:
@@ -227,11 +227,8 @@ class FrameContext:
                 text.region_id = rid
                 text.frame_stamps = [frame.stamp]
             return texts
-        out = []
-        for rid in region_ids:
-            clip = self.clip([rid], stamp=stamp, k=k)
-            out.append(describe_clip(model, clip, rid, max_new_tokens=max_new_tokens))
-        return out
+        requests = [(self.clip([rid], stamp=stamp, k=k), rid) for rid in region_ids]
+        return describe_clips(model, requests, max_new_tokens=max_new_tokens)
 
     def ask(
         self,

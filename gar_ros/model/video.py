@@ -492,11 +492,45 @@ def describe_clip(
         text.region_id = region_id
         text.frame_stamps = [int(frame.stamp)]
         return text
+    return describe_clips(model, [(frames, region_id)], max_new_tokens=max_new_tokens, prompt_map=prompt_map)[0]
+
+
+def describe_clips(
+    model: Any,
+    requests: Sequence[tuple[Sequence[Any], str]],
+    *,
+    max_new_tokens: int = 64,
+    prompt_map: str = "prompt",
+) -> list[RegionText]:
+    """Describe several regions, each over its own clip ``(frames, region_id)``, generation batched.
+
+    Frames shared between requests are encoded once per prompt map (their ``features`` cache);
+    up to ``model.max_batch`` prompts are generated together (left padding, same greedy tokens).
+    """
     parts = _parts(model)
-    tokens, _, inputs = _run(parts, frames, [region_id], None, max_new_tokens=max_new_tokens, prompt_map=prompt_map)
-    text = parts.decode(tokens)
-    used = [inputs.frame_stamps[j] for j in inputs.prompt.visible[0]]
-    return RegionText(region_id=region_id, text=text, token_ids=list(tokens), frame_stamps=used)
+    prepared = []
+    for frames, region_id in requests:
+        inputs = prepare_clip(
+            parts.config, parts.builder, frames, [region_id], None, prompt_map=prompt_map,
+            need_pixels=_cached(frames),
+        )
+        prepared.append((frames, inputs))
+    embeds = []
+    for frames, inputs in prepared:
+        feats = encode_clip(parts, frames, inputs)
+        with torch.inference_mode():
+            embeds.append(clip_embeddings(parts.config, parts.language.embed, inputs, feats, replay=parts.replay))
+    batch = max(1, int(getattr(model, "max_batch", 8)))
+    out: list[RegionText] = []
+    for start in range(0, len(embeds), batch):
+        result = greedy_generate(
+            parts.language, embeds[start : start + batch], eos_ids=parts.eos_ids,
+            max_new_tokens=max_new_tokens, pad_id=parts.pad_id,
+        )
+        for (_, inputs), tokens in zip(prepared[start : start + batch], result.tokens):
+            used = [inputs.frame_stamps[j] for j in inputs.prompt.visible[0]]
+            out.append(RegionText(inputs.region_ids[0], parts.decode(tokens), list(tokens), used))
+    return out
 
 
 def ask_clip(
