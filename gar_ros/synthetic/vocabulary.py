@@ -22,8 +22,8 @@ SHAPES: tuple[str, ...] = ("square", "circle", "triangle", "star", "cross")
 
 #: Size words: name -> (min, max) object radius as a fraction of the image's shorter side.
 SIZES: dict[str, tuple[float, float]] = {
-    "small": (0.075, 0.105),
-    "large": (0.135, 0.17),
+    "small": (0.085, 0.115),
+    "large": (0.14, 0.175),
 }
 
 #: Background base tones (RGB): greys, beiges and slates with low saturation.

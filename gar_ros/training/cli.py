@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--scenes", type=int, default=500)
     e.add_argument("--seed-base", type=int, default=None, help="first held-out scene seed")
     e.add_argument("--no-ablation", action="store_true")
-    e.add_argument("--clips", type=int, default=None, help="motion clips (default: scenes / 2)")
+    e.add_argument("--clips", type=int, default=None, help="motion clips (default: scenes / 2; 0 = none)")
     e.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     e.set_defaults(func=_eval)
 
@@ -82,8 +82,7 @@ def _eval(args: argparse.Namespace) -> int:
         kwargs["seed_base"] = args.seed_base
     else:
         kwargs["seed_base"] = EVAL_SEED_BASE
-    if args.clips is not None:
-        kwargs["motion_clips"] = args.clips
+    kwargs["motion_clips"] = args.clips if args.clips is not None else args.scenes // 2
     report = evaluate_dir(str(model_dir), args.scenes, **kwargs)
     print(format_report(report, model_dir.name))
     if args.json:

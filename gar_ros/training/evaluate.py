@@ -5,7 +5,9 @@ Per scene: every object is described (``GarModel.describe``; correct = colour an
 both right), one multiple-choice question (``GarModel.ask``; correct = first letter) and one
 free question. The ablation reruns description and multiple choice with the region pathway cut:
 the mask patch embedding zeroed AND the RoI replay disabled (crop tokens keep their plain token
-embeddings), so the model sees the image but not which region is asked about.
+embeddings), so the model sees the image but not which region is asked about. Optionally, motion
+clips ask "Which way did <Prompt0> move: left or right?" with 3 frames (clip prompt of
+``gar_ros.model.video``) and with the newest frame alone.
 """
 from __future__ import annotations
 
@@ -55,6 +57,15 @@ class EvalReport:
 
     def accuracy(self, task: str) -> float:
         return self.scores[task].accuracy
+
+    def as_dict(self) -> dict:
+        return {
+            "scenes": self.scenes,
+            "seconds": round(self.seconds, 1),
+            "tasks": {k: {"accuracy": round(v.accuracy, 2), "correct": v.correct, "total": v.total,
+                          "chance": round(v.chance_pct, 2)} for k, v in self.scores.items()},
+            "per_kind": {k: round(v.accuracy, 2) for k, v in self.per_kind.items()},
+        }
 
     def lines(self) -> list[str]:
         names = {
@@ -122,10 +133,28 @@ def _run_questions(model: Any, samples: list[TaskSample], report: EvalReport, ke
             report.per_kind[f"{s.task}:{s.kind}"].add(ok, chance)
 
 
+def _run_motion(model: Any, seed_base: int, n: int, context_frames: int, report: EvalReport) -> None:
+    """"Which way did <Prompt0> move" over 4-frame clips: ``context_frames`` frames spread over
+    the clip (newest included) through the clip prompt, and the newest frame alone."""
+    from gar_ros.model.video import ask_clip
+    from gar_ros.training.clips import clip_frames
+
+    for i in range(n):
+        sample = make_motion(seed_base + i, n_frames=4)
+        idx = sorted({int(round(v)) for v in np.linspace(0, len(sample.frames) - 1, context_frames)})
+        frames = clip_frames(sample, idx)
+        rid = sample.clip_regions[-1][0].id
+        ans = ask_clip(model, frames, [rid], sample.question, max_new_tokens=4)
+        report.scores["motion"].add(is_correct(sample, ans.text), 0.5)
+        single = model.ask(sample.image, sample.regions, sample.question, max_new_tokens=4)
+        report.scores["motion_single"].add(is_correct(sample, single.text), 0.5)
+
+
 def evaluate(model: Any, n_scenes: int = 500, *, seed_base: int = EVAL_SEED_BASE,
              ablation: bool = True, free: bool = True, motion_clips: int = 0,
              context_frames: int = 3) -> EvalReport:
-    """Evaluate a loaded ``GarModel`` on ``n_scenes`` held-out scenes (see module docstring)."""
+    """Evaluate a loaded ``GarModel`` on ``n_scenes`` held-out scenes (see module docstring);
+    ``motion_clips`` > 0 adds the motion question over that many held-out clips."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     report = EvalReport(scenes=n_scenes)
     start = time.perf_counter()
@@ -141,7 +170,8 @@ def evaluate(model: Any, n_scenes: int = 500, *, seed_base: int = EVAL_SEED_BASE
         with region_pathway_disabled(model):
             _run_describe(model, describe, report, "ablation_description", False)
             _run_questions(model, choices, report, "ablation_choice", False)
-    del motion_clips, context_frames  # clips: see gar_ros.training.video_eval when available
+    if motion_clips:
+        _run_motion(model, seed_base, motion_clips, context_frames, report)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -163,4 +193,4 @@ def format_report(report: EvalReport, model_name: str = "") -> str:
 
 
 __all__ = ["EvalReport", "TaskScore", "evaluate", "evaluate_dir", "format_report",
-           "region_pathway_disabled", "make_motion", "np"]
+           "region_pathway_disabled"]

@@ -17,9 +17,9 @@ class TinyRecipe:
     """Everything that determines a trained tiny model (recorded in its training.json)."""
 
     seed: int = 0
-    # architecture (tile_size / patch / pooling decide tokens per tile: (64/8/2)^2 = 16)
-    tile_size: int = 64
-    patch_size: int = 8
+    # architecture (tile_size / patch / pooling decide tokens per tile: (96/12/2)^2 = 16)
+    tile_size: int = 96
+    patch_size: int = 12
     pooling_ratio: int = 2
     max_num_tiles: int = 1
     vision_width: int = 96
@@ -40,16 +40,16 @@ class TinyRecipe:
     context_frames: tuple[int, int] = (2, 4)  # frames given to the model per clip (min, max)
     # optimisation
     steps: int = 1200
-    batch_size: int = 32
-    lr: float = 2e-3
+    batch_size: int = 24
+    lr: float = 2.5e-3
     min_lr_ratio: float = 0.05
     warmup_steps: int = 60
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    aux_weight: float = 0.5  # auxiliary region probe (training only, see objective.py)
+    aux_weight: float = 1.0  # auxiliary region probe (training only, see objective.py)
     aux_steps: int = 0  # 0 = constant weight; else linear decay to 0 over these steps
     split_by_length: bool = True  # two length-sorted micro-batches per step (less padding)
-    threads: int = 1
+    threads: int = 1  # one thread: deterministic, and OpenMP spin-waits waste a shared CPU
     time_limit_s: float = 0.0  # 0 = none; else stop (and save) when reached
 
     def to_dict(self) -> dict:
