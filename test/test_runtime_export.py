@@ -79,3 +79,44 @@ def test_create_engines_torch_and_fallback(monkeypatch):
     monkeypatch.setattr(factory, "_warned", set())
     vision, language = factory.create_engines(model, "tensorrt", onnx_dir=tiny_export(), threads=1)
     assert vision.backend == "onnxruntime"
+
+
+def test_from_pretrained_backends_end_to_end(monkeypatch, caplog, capsys):
+    """The model core's ``from_pretrained(backend=...)`` and ``gar-ros describe --backend`` run the
+    onnxruntime engines (export taken from the keyed cache) and give the torch tokens; a requested
+    tensorrt falls back with one warning."""
+    import logging
+    import sys
+
+    from _runtime_helpers import random_image, rect_mask
+    from gar_ros.model import GarModel
+    from gar_ros.types import Region
+
+    shutil.copytree(tiny_export(), factory.default_onnx_dir(tiny_model()), dirs_exist_ok=True)
+    monkeypatch.setattr(factory, "export_model", lambda *a, **k: pytest.fail("exported again"))
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setattr(factory, "_warned", set())
+    image = random_image()
+    regions = [Region("a", mask=rect_mask(90, 140, 10, 50, 20, 80)), Region("b", box=(60.0, 30.0, 130.0, 85.0))]
+    ref = [t.token_ids for t in tiny_model().describe(image, regions, max_new_tokens=8)]
+    with caplog.at_level(logging.WARNING):
+        for backend in ("onnxruntime", "tensorrt", "tensorrt"):
+            model = GarModel.from_pretrained(tiny_checkpoint(), backend=backend)
+            assert model.language.backend == model.vision.backend == "onnxruntime"
+            assert [t.token_ids for t in model.describe(image, regions, max_new_tokens=8)] == ref
+    assert len([r for r in caplog.records if "tensorrt" in r.getMessage()]) == 1
+
+    from gar_ros.cli import main
+
+    box = "20,10,80,50"
+    args = ["describe", "--model", str(tiny_checkpoint()), "--image", "IMG", "--box", box, "--max-new-tokens", "6",
+            "--json"]
+    from PIL import Image
+
+    img_path = factory.cache_root() / "img.png"
+    Image.fromarray(image).save(img_path)
+    args[4] = str(img_path)
+    assert main(args) == 0
+    torch_out = capsys.readouterr().out
+    assert main(args + ["--backend", "onnxruntime"]) == 0
+    assert capsys.readouterr().out == torch_out
