@@ -120,3 +120,26 @@ def test_from_pretrained_backends_end_to_end(monkeypatch, caplog, capsys):
     torch_out = capsys.readouterr().out
     assert main(args + ["--backend", "onnxruntime"]) == 0
     assert capsys.readouterr().out == torch_out
+
+
+def test_concurrent_first_use_exports_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    calls = []
+
+    def fake_export(model, out):  # stands in for the slow export: copies the real one
+        calls.append(out)
+        time.sleep(0.3)
+        shutil.copytree(tiny_export(), out, dirs_exist_ok=True)
+
+    monkeypatch.setattr(factory, "export_model", fake_export)
+    target = tmp_path / "shared_export"
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(factory.ensure_export(tiny_model(), target)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [target] * 3 and len(calls) == 1

@@ -75,7 +75,7 @@ def _export_onnx(args: argparse.Namespace) -> int:
     import torch
 
     from gar_ros.model import GarModel
-    from gar_ros.runtime.factory import ensure_export, export_model, model_fingerprint
+    from gar_ros.runtime.factory import _export_lock, ensure_export, export_model, model_fingerprint
     from gar_ros.runtime.onnx_io import MANIFEST_NAME, Manifest
     from gar_ros.runtime.trt_engines import ProfileLimits
 
@@ -90,7 +90,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
         print(f"{args.out_dir}: export of {model.name} is up to date (use --force to export again)")
         ensure_export(model, args.out_dir)
     else:
-        manifest = export_model(model, args.out_dir, opset=args.opset)
+        with _export_lock(args.out_dir):
+            manifest = export_model(model, args.out_dir, opset=args.opset)
         size = (args.out_dir / "weights.bin").stat().st_size
         print(f"exported {', '.join(manifest.graphs)} of {model.name} to {args.out_dir} "
               f"(weights {size / 2**20:.1f} MiB, model hash {manifest.model_hash[:16]})")

@@ -11,11 +11,14 @@ config and a sample of every weight tensor (so different weights never share an 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,25 +143,49 @@ def default_onnx_dir(model: Any) -> Path:
     return cache_root() / "onnx" / f"{name}-{model_fingerprint(model)[:16]}"
 
 
+@contextlib.contextmanager
+def _export_lock(out: Path) -> Iterator[None]:
+    """Exclusive lock on ``out`` so that two processes never export into one directory at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_export(model: Any, onnx_dir: Path | str | None = None) -> Path:
     """An export directory for ``model``: the given one (checked to come from this model) or the
-    keyed cache directory, exporting first when it has no manifest."""
+    keyed cache directory, exporting first when it has no manifest (under a file lock)."""
     explicit = onnx_dir is not None
     out = Path(onnx_dir) if explicit else default_onnx_dir(model)
     if (out / MANIFEST_NAME).is_file():
-        manifest = Manifest.load(out)
-        want = model_fingerprint(model)
-        have = manifest.source.get("fingerprint")
-        if have == want:
-            return out
-        if explicit:
-            raise BackendError(
-                f"{out} holds an export of another model ({manifest.source.get('name')}, fingerprint "
-                f"{str(have)[:12]} != {want[:12]}); export this model there with `gar-ros export-onnx`"
-            )
-        log.warning("ONNX export in %s does not match the model; exporting again", out)
-    log.info("exporting %s to ONNX in %s (once per model)", getattr(model, "name", "model"), out)
-    export_model(model, out)
+        return _check_export(model, out, explicit)
+    with _export_lock(out):
+        if (out / MANIFEST_NAME).is_file():  # another process finished it while we waited
+            return _check_export(model, out, explicit)
+        log.info("exporting %s to ONNX in %s (once per model)", getattr(model, "name", "model"), out)
+        export_model(model, out)
+    return out
+
+
+def _check_export(model: Any, out: Path, explicit: bool) -> Path:
+    """``out`` when its export comes from ``model``; else an error (explicit directory) or a new
+    export (keyed cache directory, which only a fingerprint collision could make stale)."""
+    manifest = Manifest.load(out)
+    want = model_fingerprint(model)
+    have = manifest.source.get("fingerprint")
+    if have == want:
+        return out
+    if explicit:
+        raise BackendError(
+            f"{out} holds an export of another model ({manifest.source.get('name')}, fingerprint "
+            f"{str(have)[:12]} != {want[:12]}); export this model there with `gar-ros export-onnx`"
+        )
+    log.warning("ONNX export in %s does not match the model; exporting again", out)
+    with _export_lock(out):
+        export_model(model, out)
     return out
 
 
@@ -196,8 +223,7 @@ def create_engines(model_or_dir: Any, backend: str = "torch", *, onnx_dir: Path 
         return (OrtVisionEngine(out, providers, threads), OrtLanguageEngine(out, providers, threads))
     from gar_ros.runtime.trt_engines import TrtLanguageEngine, TrtVisionEngine, engine_paths
 
-    dev = torch.device("cuda", int(device) if isinstance(device, int) else 0) if not isinstance(device, str) \
-        else torch.device(device)
+    dev = torch.device(device) if isinstance(device, str) else torch.device("cuda", device or 0)
     plans = engine_paths(out, Path(engine_dir) if engine_dir else out / "engines", precision=precision,
                          force_rebuild=force_rebuild, allow_build=allow_build, device=dev.index or 0)
     manifest = Manifest.load(out)
