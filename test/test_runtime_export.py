@@ -133,10 +133,12 @@ def test_concurrent_first_use_exports_once(tmp_path, monkeypatch):
         time.sleep(0.3)
         shutil.copytree(tiny_export(), out, dirs_exist_ok=True)
 
+    model, source = tiny_model(), tiny_export()  # made before the threads start
+    del source
     monkeypatch.setattr(factory, "export_model", fake_export)
     target = tmp_path / "shared_export"
     results = []
-    threads = [threading.Thread(target=lambda: results.append(factory.ensure_export(tiny_model(), target)))
+    threads = [threading.Thread(target=lambda: results.append(factory.ensure_export(model, target)))
                for _ in range(3)]
     for t in threads:
         t.start()
