@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "gar_ros" / "data" / "tiny_gar"
 SAMPLES = 20  # clips; each is asked forwards and backwards
 CONTEXT_FRAMES = 3
-CLIP_FRAMES = 8  # 0.7 s of a synthetic clip (0.1 s apart); keyframes spread over it
+CLIP_FRAMES = 5  # 0.4 s of a synthetic clip (0.1 s apart), as trained (3-5 frames); keyframes spread
 
 
 def _clip_training_status() -> str | None:
