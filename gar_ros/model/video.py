@@ -40,14 +40,20 @@ regions apart: use ``"frame"`` only with checkpoints trained that way (or ``corr
 Encodings are cached in ``ClipFrame.features`` under ``("clip-tile", <hash of the binary map>)``
 (the mask embedding sees only the binary map) and recorded through ``ClipFrame.store``.
 
-``context_frames = 0`` is the single-image path: :func:`describe_clip` / :func:`ask_clip` with one
-frame and ``k=0`` call ``model.describe`` / ``model.ask`` on the newest frame, token for token.
+``context_frames = 0`` is the single-image path: :func:`describe_clip` / :func:`ask_clip` with
+``k=0`` call ``model.describe`` / ``model.ask`` on the newest given frame, token for token.
+
+API: :func:`describe_clip` / :func:`describe_clips` (batched) -> RegionText with ``frame_stamps``
+(the frames showing the region, newest last); :func:`ask_clip` -> Answer (``frame_stamp`` = newest
+frame). Training on clips: :func:`prepare_clip` / :func:`task_clip_inputs` + :func:`clip_forward`
+build exactly the inference prompt, differentiably. Uncached frames of a clip go through the
+vision engine in one call.
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
