@@ -137,3 +137,20 @@ def test_demo_image_tokens_identical(engines):
         return [t.token_ids for t in model.describe(image, regions, max_new_tokens=12)]
 
     assert _run(model, (ov, ol), describe) == _run(model, (tv, tl), describe)
+
+
+def test_io_binding_path_gives_same_tokens(engines):
+    """The I/O-binding path (used with the CUDA provider; the KV cache stays on the device as
+    OrtValues) runs here on the CPU provider and must give the same greedy tokens."""
+    model, _, _, ov, ol = engines
+    bound = OrtLanguageEngine(tiny_export(), threads=1, io_binding=True)
+    image = random_image(seed=3)
+    regions = [Region("a", mask=rect_mask(90, 140, 10, 50, 20, 80)), Region("b", box=(60.0, 30.0, 130.0, 85.0))]
+
+    def describe():
+        return [t.token_ids for t in model.describe(image, regions, max_new_tokens=8)]
+
+    assert _run(model, (ov, bound), describe) == _run(model, (ov, ol), describe)
+    _, cache = bound.prefill(ol.embed(torch.tensor([[1, 2, 3]])), torch.ones(1, 3, dtype=torch.int64))
+    assert not isinstance(cache.tensors[0], np.ndarray) and cache.length == 3
+    assert cache.repeat(2).batch_size == 2

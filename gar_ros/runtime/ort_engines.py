@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,25 +70,31 @@ def positions_from_mask(attention_mask: np.ndarray, new_tokens: int) -> np.ndarr
     return np.ascontiguousarray(pos[:, -new_tokens:])
 
 
+def _shape(t: Any) -> tuple[int, ...]:
+    return tuple(t.shape() if callable(getattr(t, "shape", None)) else t.shape)
+
+
 @dataclass
 class OrtKVCache:
     """Per-layer keys and values, ``tensors[2i]`` keys and ``tensors[2i+1]`` values of layer i,
-    each (B, Hkv, P, hd) float; ``length`` = P."""
+    each (B, Hkv, P, hd) float; ``length`` = P. NumPy arrays, or onnxruntime ``OrtValue``s that
+    stay on the provider's device when the engine runs with I/O binding."""
 
-    tensors: list[np.ndarray]
+    tensors: list[Any]
 
     @property
     def length(self) -> int:
-        return int(self.tensors[0].shape[2])
+        return int(_shape(self.tensors[0])[2])
 
     @property
     def batch_size(self) -> int:
-        return int(self.tensors[0].shape[0])
+        return int(_shape(self.tensors[0])[0])
 
     def select(self, index: Sequence[int] | Tensor) -> OrtKVCache:
-        """Rows ``index`` of the batch (reorder, drop or repeat sequences)."""
+        """Rows ``index`` of the batch (reorder, drop or repeat sequences); NumPy result."""
         idx = np.asarray(index.cpu() if isinstance(index, Tensor) else index, dtype=np.int64)
-        return OrtKVCache([np.ascontiguousarray(t[idx]) for t in self.tensors])
+        arrays = [t if isinstance(t, np.ndarray) else t.numpy() for t in self.tensors]
+        return OrtKVCache([np.ascontiguousarray(t[idx]) for t in arrays])
 
     def repeat(self, n: int) -> OrtKVCache:
         """Each row repeated ``n`` times consecutively (like ``repeat_interleave``)."""
@@ -130,12 +137,14 @@ class OrtLanguageEngine:
     """Embedding lookup, prefill and decode with embed.onnx / prefill.onnx / decode.onnx.
 
     ``prefill`` and ``decode`` return logits of the LAST position only, shape (B, 1, V).
+    With ``io_binding`` (default: when the CUDA provider runs) the KV cache stays on the
+    provider's device between steps as ``OrtValue``s; only logits come back to the host.
     """
 
     backend = "onnxruntime"
 
     def __init__(self, export_dir: Path | str, providers: Sequence[str] | None = None, threads: int = 0,
-                 share_weights: bool | None = None) -> None:
+                 share_weights: bool | None = None, io_binding: bool | None = None) -> None:
         self.export_dir = Path(export_dir)
         self.manifest = Manifest.load(self.export_dir)
         missing = [g for g in ("embed", "prefill", "decode") if g not in self.manifest.graphs]
@@ -147,6 +156,28 @@ class OrtLanguageEngine:
         self.specs = graphs
         self.dtype = np.dtype(self.manifest.dtype)
         self.num_layers = int(self.manifest.config["language"]["num_layers"])
+        on_cuda = "CUDAExecutionProvider" in self.sessions["decode"].get_providers()
+        self.device_type = "cuda" if on_cuda else "cpu"
+        self.io_binding = on_cuda if io_binding is None else bool(io_binding)
+
+    def _run(self, graph: str, feeds: dict[str, Any]) -> tuple[np.ndarray, list[Any]]:
+        """Run one graph; returns (logits as NumPy, KV tensors as NumPy or device OrtValues)."""
+        session = self.sessions[graph]
+        if not self.io_binding:
+            logits, *kv = session.run(None, feeds)
+            return logits, kv
+        import onnxruntime as ort
+
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                value = ort.OrtValue.ortvalue_from_numpy(value, self.device_type, 0)
+            binding.bind_ortvalue_input(name, value)
+        for name in self.specs[graph].outputs:
+            binding.bind_output(name, self.device_type)
+        session.run_with_iobinding(binding)
+        logits, *kv = binding.get_outputs()
+        return logits.numpy(), kv
 
     def embed(self, input_ids: Tensor) -> Tensor:
         (out,) = self.sessions["embed"].run(None, {self.specs["embed"].inputs[0]: _np(input_ids, np.int64)})
@@ -159,7 +190,7 @@ class OrtLanguageEngine:
         names = self.specs["prefill"].inputs
         feeds = {names[0]: _np(inputs_embeds, self.dtype), names[1]: mask,
                  names[2]: positions_from_mask(mask, mask.shape[1])}
-        logits, *kv = self.sessions["prefill"].run(None, feeds)
+        logits, kv = self._run("prefill", feeds)
         return torch.from_numpy(logits), OrtKVCache(kv)
 
     def decode(self, input_ids: Tensor, attention_mask: Tensor, cache: OrtKVCache) -> tuple[Tensor, OrtKVCache]:
@@ -174,5 +205,5 @@ class OrtLanguageEngine:
         names = self.specs["decode"].inputs
         feeds = {names[0]: ids, names[1]: mask, names[2]: positions_from_mask(mask, ids.shape[1])}
         feeds.update(zip(names[3:], cache.tensors))
-        logits, *kv = self.sessions["decode"].run(None, feeds)
+        logits, kv = self._run("decode", feeds)
         return torch.from_numpy(logits), OrtKVCache(kv)
