@@ -148,6 +148,10 @@ def test_bad_input_raises() -> None:
         RegionTracker().update(0, [_obj("x", 50, 50), _obj("x", 100, 50)])
     with pytest.raises(RegionError):
         RegionTracker().update(0, [Region("e", mask=np.zeros((H, W), dtype=bool))])
+    with pytest.raises(RegionError):
+        RegionTracker().update(0, [Region("n", box=(1.0, float("nan"), 5.0, 5.0))])
+    with pytest.raises(RegionError):
+        RegionTracker().update(0, [Region("n", box=(1.0, 2.0, 5.0))])  # type: ignore[arg-type]
     with pytest.raises(InputError):
         TrackerConfig(use_ids="sometimes")
     with pytest.raises(InputError):

@@ -42,7 +42,13 @@ NS_PER_S = 1_000_000_000
 def region_box(region: Region) -> Box:
     """The region's box; from the mask's extent when ``box`` is None (x2/y2 exclusive)."""
     if region.box is not None:
-        return tuple(float(v) for v in region.box)  # type: ignore[return-value]
+        try:
+            box = tuple(float(v) for v in region.box)
+        except (TypeError, ValueError) as err:
+            raise RegionError(f"region {region.id!r} has a malformed box {region.box!r}") from err
+        if len(box) != 4 or not all(np.isfinite(box)):
+            raise RegionError(f"region {region.id!r} has a malformed or non-finite box {region.box!r}")
+        return box  # type: ignore[return-value]
     if region.mask is None:
         raise RegionError(f"region {region.id!r} has neither a box nor a mask")
     mask = np.asarray(region.mask, dtype=bool)
