@@ -16,11 +16,11 @@ Times in :class:`ContextConfig` are seconds (as the node's parameters); stamps a
 """
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import logging
 
 import numpy as np
 
@@ -115,6 +115,8 @@ class FrameContext:
         #: frame encodings computed through this context (each stored and reused)
         self.frames_encoded = 0
         self._warned = False
+        #: guards history/tracker/ids (not held while the model generates)
+        self._lock = threading.RLock()
 
     # -- input ----------------------------------------------------------------------------------
     def add_frame(
@@ -128,20 +130,22 @@ class FrameContext:
 
         Regions without an id are stored under their track id (and returned under it).
         """
-        track_ids = self.tracker.update(stamp, regions)
-        by_track = {t: r for t, r in zip(track_ids, regions)}
-        ids = {(r.id or t): t for t, r in zip(track_ids, regions)}
-        self.history.add(stamp, image, by_track, frame_key=frame_key)
-        self._ids[int(stamp)] = ids
-        kept = set(self.history.stamps)
-        for old in [s for s in self._ids if s not in kept]:
-            del self._ids[old]
-        return dict(ids)
+        with self._lock:
+            track_ids = self.tracker.update(stamp, regions)
+            by_track = {t: r for t, r in zip(track_ids, regions)}
+            ids = {(r.id or t): t for t, r in zip(track_ids, regions)}
+            self.history.add(stamp, image, by_track, frame_key=frame_key)
+            self._ids[int(stamp)] = ids
+            kept = set(self.history.stamps)
+            for old in [s for s in self._ids if s not in kept]:
+                del self._ids[old]
+            return dict(ids)
 
     def clear(self) -> None:
-        self.history.clear()
-        self.tracker.reset()
-        self._ids.clear()
+        with self._lock:
+            self.history.clear()
+            self.tracker.reset()
+            self._ids.clear()
 
     # -- clips ----------------------------------------------------------------------------------
     def _record(self, stamp: int | None) -> FrameRecord:
@@ -160,21 +164,23 @@ class FrameContext:
         Raises :class:`UnknownRegionError` for ids the asked frame does not have.
         """
         k = self.config.context_frames if k is None else int(k)
-        record = self._record(stamp)
-        ids = self._ids.get(record.stamp, {})
-        missing = [rid for rid in region_ids if rid not in ids]
-        if missing:
-            raise UnknownRegionError(missing)
-        tracks = {rid: ids[rid] for rid in region_ids}
-        frames = choose_keyframes(
-            self.history, list(tracks.values()), k, _ns(self.config.context_window), until=record.stamp
-        )
-        return [self._clip_frame(rec, tracks) for rec in frames]
+        with self._lock:
+            record = self._record(stamp)
+            ids = self._ids.get(record.stamp, {})
+            missing = [rid for rid in region_ids if rid not in ids]
+            if missing:
+                raise UnknownRegionError(missing)
+            tracks = {rid: ids[rid] for rid in region_ids}
+            frames = choose_keyframes(
+                self.history, list(tracks.values()), k, _ns(self.config.context_window), until=record.stamp
+            )
+            return [self._clip_frame(rec, tracks) for rec in frames]
 
     def _clip_frame(self, rec: FrameRecord, tracks: Mapping[str, str]) -> ClipFrame:
         def store(key: Hashable, value: Any, stamp: int = rec.stamp) -> None:
-            self.frames_encoded += 1
-            self.history.put_features(stamp, key, value)
+            with self._lock:
+                self.frames_encoded += 1
+                self.history.put_features(stamp, key, value)
 
         ids = self._ids.get(rec.stamp, {})
         by_track_id = {t: rid for rid, t in ids.items()}
