@@ -82,6 +82,26 @@ def test_relational_questions_through_the_node_service(tiny_model) -> None:
                 response = _call(h, client, request)
                 ids = list(response.region_ids)
                 rows.append((q, response.status, response.answer, ids, response.message))
+        # The same kind of question through the streaming action: the feedback grows towards the
+        # final answer, which equals the service's answer to the same question.
+        from rclpy.action import ActionClient
+
+        from gar_ros.action import Ask as AskAction
+
+        q = by_scene[len(scenes) - 1][0]
+        service_text = rows[-len(by_scene[len(scenes) - 1])][2]
+        action = ActionClient(h.client, AskAction, "gar_node/ask_stream")
+        assert action.wait_for_server(timeout_sec=10.0)
+        feedback: list[str] = []
+        goal = AskAction.Goal(question=q.question, stamp=ns_to_stamp(len(scenes) * 1_000_000_000))
+        goal_future = action.send_goal_async(goal, feedback_callback=lambda f: feedback.append(f.feedback.text))
+        assert wait_for(goal_future.done, 30.0)
+        result_future = goal_future.result().get_result_async()
+        assert wait_for(result_future.done, 60.0)
+        result = result_future.result().result
+        assert result.answer == service_text
+        assert wait_for(lambda: bool(feedback) and feedback[-1] == result.answer, 5.0)
+        action.destroy()
 
     n = len(rows)
     named = [named_right(q, text) and status == 0 for q, status, text, _, _ in rows]

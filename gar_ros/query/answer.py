@@ -83,6 +83,7 @@ class _Session:
         cfg = getattr(model, "config", None)
         self.prompt_numbers = int(getattr(cfg, "prompt_numbers", 5) or 5)
         self.notes: list[str] = []
+        self.streamed: str | None = None  # the last text passed to on_text
 
     # ------------------------------------------------------------------ model calls
     def ask(self, ids: Sequence[str], question: str, *, prefix: str = "", suffix: str = "",
@@ -94,7 +95,8 @@ class _Session:
             user = self.on_text
 
             def callback(text: str) -> bool:
-                return user(prefix + text)
+                self.streamed = prefix + text
+                return user(self.streamed)
 
         return self.model.ask(self.image, regions, question,
                               max_new_tokens=max_new_tokens or self.max_new_tokens,
@@ -172,6 +174,8 @@ class _Session:
             if rid not in ordered:
                 ordered.append(rid)
         note = "; ".join(m for m in (answer.message, *self.notes) if m)
+        if answer.status == AnswerStatus.OK and self.streamed is not None and self.streamed != text:
+            self.stream_final(text)  # the last text streamed is the final answer
         if answer.status != AnswerStatus.OK:
             answer.region_ids = ordered
             answer.message = note
@@ -181,6 +185,7 @@ class _Session:
 
     def stream_final(self, text: str) -> None:
         if self.on_text is not None:
+            self.streamed = text
             self.on_text(text)
 
     # ------------------------------------------------------------------ question kinds
