@@ -89,6 +89,7 @@ def run_live(
                 "queries": player.create_publisher(types[ts.QUERY], f"{node}/queries", reliable),
             }
             sent_queries: dict[str, float] = {}
+            query_log_times: dict[str, int] = {}
             last_output = [time.perf_counter()]
 
             def on_desc(msg: Any) -> None:
@@ -114,6 +115,7 @@ def run_live(
                 stamp = convert.stamp_ns(msg.header.stamp)
                 with lock:
                     sent = sent_queries.pop(msg.query_id, None)
+                    logged = query_log_times.get(msg.query_id, 0)
                     lat = now - sent if sent is not None else 0.0
                     try:
                         status = AnswerStatus(int(msg.status)).name
@@ -122,7 +124,7 @@ def run_live(
                     result.outputs.append(OutputRecord(
                         "answer", stamp, msg.header.frame_id, msg.query_id, msg.answer, status=status,
                         region_ids=list(msg.region_ids), question=msg.question, message=msg.message,
-                        latency=lat, log_time=stamp,
+                        latency=lat, log_time=stamp or logged,
                     ))
                     result.add_time("query_latency", lat)
                     last_output[0] = now
@@ -175,6 +177,7 @@ def run_live(
                 if kind == "queries":
                     with lock:
                         sent_queries[str(bm.msg.query_id)] = time.perf_counter()
+                        query_log_times[str(bm.msg.query_id)] = bm.timestamp
                 if kind == "image":
                     result.frames += 1
                 pubs[kind].publish(bytes(raw))

@@ -63,7 +63,8 @@ class MessageError:
 class OutputRecord:
     """One output of the run: a region description or an answer.
 
-    ``stamp``/``frame_id``: the source frame's. ``latency``: seconds from receipt of the frame
+    ``stamp``/``frame_id``: the source frame's (0/"" when an answer found no frame). ``log_time``:
+    where the output goes in the output bag (the frame's stamp, else the query's log time). ``latency``: seconds from receipt of the frame
     (descriptions) or of the query (answers) to the output; ``inference``: seconds in the model.
     """
 
@@ -200,12 +201,14 @@ class Replayer:
                     "answer", res.frame_stamp, res.frame_id, res.query_id, a.text,
                     status=AnswerStatus(a.status).name, region_ids=list(a.region_ids),
                     question=res.question, message=a.message, latency=res.latency,
-                    inference=float(res.timings.get("inference", 0.0)), log_time=res.frame_stamp,
+                    inference=float(res.timings.get("inference", 0.0)),
+                    log_time=res.frame_stamp or self._query_log_times.get(res.query_id, 0),
                 ))
                 if "inference" in res.timings:
                     result.add_time("query", res.timings["inference"])
                 result.add_time("query_latency", res.latency)
 
+            self._query_log_times: dict[str, int] = {}
             pipeline = self._pipeline(result, on_desc, on_answer)
             tickets: list[Any] = []
             if o.realtime:
@@ -297,6 +300,7 @@ class Replayer:
             elif bm.topic == choice.queries:
                 req = QueryRequest(question=str(msg.question), region_ids=[str(x) for x in msg.region_ids],
                                    stamp=convert.stamp_ns(msg.stamp), query_id=str(msg.query_id))
+                self._query_log_times[req.query_id] = bm.timestamp
                 tickets.append(pipeline.submit_query(req))
             elif bm.topic == choice.ground_truth:
                 record = json.loads(str(msg.data))

@@ -8,7 +8,7 @@ Files in the output directory:
 - ``predictions.json``: multiple-choice answers in GAR-Bench-VQA format (``gar-ros score``).
 - ``outputs_bag/`` (sqlite3, or MCAP with ``storage="mcap"``): ``/gar_node/descriptions``
   (gar_ros/RegionDescriptionArray) and ``/gar_node/answers`` (gar_ros/Answer), header and log time
-  = the source frame's stamp; with ``copy_inputs`` also the source image and regions topics.
+  = the source frame's stamp (an answer that found no frame: header stamp 0, the query's log time); with ``copy_inputs`` also the source image and regions topics.
 - ``report.md`` with ``latency.png`` (latency distribution), ``stages.png`` (time per stage) and
   ``accuracy.png`` (accuracy per category).
 """
@@ -128,9 +128,10 @@ def write_output_bag(result: ReplayResult, path: Path, *, storage: str | None = 
     for r in result.outputs:
         if r.kind != "answer":
             continue
-        ans = Answer(AnswerStatus[r.status], r.text, list(r.region_ids), r.message)
+        status = AnswerStatus.__members__.get(r.status, AnswerStatus.ERROR)
+        ans = Answer(status, r.text, list(r.region_ids), r.message)
         msg = convert.answer_to_msg(store, ans, r.id, r.question, r.stamp, r.frame_id)
-        events.append((r.stamp, 3, ANSWERS_TOPIC, ts.ANSWER, msg))
+        events.append((r.log_time or r.stamp, 3, ANSWERS_TOPIC, ts.ANSWER, msg))
     with BagWriter(path, storage=storage, store=store, overwrite=True) as out:
         if copy_inputs:
             _copy_inputs(result, out)
