@@ -282,7 +282,6 @@ def rss_mib() -> float:
 
 
 def run_model(name: str, args: argparse.Namespace, work: Path) -> dict:
-    from gar_ros.runtime.export import DEFAULT_OPSET  # noqa: F401  (import check before long runs)
     from gar_ros.runtime.factory import ensure_export
     from gar_ros.runtime.ort_engines import OrtLanguageEngine, OrtVisionEngine
 

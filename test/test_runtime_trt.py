@@ -116,7 +116,8 @@ def test_fallback_to_torch_without_onnxruntime(no_tensorrt, monkeypatch, caplog)
 
 
 def _manifest() -> Manifest:
-    names = ["input_ids", "attention_mask", "position_ids"] + [f"past.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+    past = [f"past.{i}.{kv}" for i in range(2) for kv in ("key", "value")]
+    names = ["input_ids", "attention_mask", "position_ids", *past]
     graphs = {"embed": GraphSpec("embed.onnx", ["input_ids"], ["inputs_embeds"]),
               "prefill": GraphSpec("prefill.onnx", ["inputs_embeds", "attention_mask", "position_ids"], ["logits"]),
               "decode": GraphSpec("decode.onnx", names, ["logits"]),

@@ -13,8 +13,9 @@ Two graphs share the decoder weights:
 The attention mask is turned into an additive 4D mask inside the graph (causal within the new
 tokens, all past tokens visible, padding hidden). Hidden keys get -65504 (the float16 minimum)
 instead of -inf: exp() of it is 0 in every precision, and a fully hidden row (a left-padding
-position) stays finite when TensorRT runs the graph in fp16/bf16, so no NaN reaches the cache. Attention runs the ``eager`` implementation (MatMul + Softmax),
-which every ONNX runtime and TensorRT's parser support.
+position) stays finite when TensorRT runs the graph in fp16/bf16, so no NaN reaches the cache.
+Attention runs the ``eager`` implementation (MatMul + Softmax), which every ONNX runtime and
+TensorRT's parser support.
 
 Works with any Hugging Face decoder whose forward accepts ``inputs_embeds``, a 4D
 ``attention_mask``, ``position_ids`` and a ``cache`` (transformers 5 ``DynamicCache``):
@@ -104,7 +105,8 @@ class DecodeGraph(nn.Module):
         self.decoder = decoder
         self.lm_head = lm_head
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, past: list[Tensor]) -> tuple[Tensor, ...]:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
+                past: list[Tensor]) -> tuple[Tensor, ...]:
         embeds = self.decoder.get_input_embeddings()(input_ids)
         mask = additive_mask(attention_mask, input_ids.shape[1], embeds.dtype)
         cache = _make_cache(self.decoder.config, list(past))
