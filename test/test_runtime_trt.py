@@ -175,3 +175,141 @@ def test_compat_flags_unsupported_graphs(tmp_path):
     old = tmp_path / "old.onnx"
     onnx.save(_graph([helper.make_node("Relu", ["x"], ["y"])], [x], opset=21), str(old))
     assert any("opset" in p for p in check_graph(old).problems)
+
+
+class FakeTrt:
+    """A stand-in for the ``tensorrt`` module's builder surface, recording what build_plan asks for.
+
+    It checks our builder code's flow (parse errors, precision flags, one profile per input,
+    timing cache round trip), not TensorRT itself, which cannot run here."""
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            self.level = level
+
+    class BuilderFlag:
+        FP16, BF16, PREFER_PRECISION_CONSTRAINTS = "FP16", "BF16", "PREFER"
+
+    class MemoryPoolType:
+        WORKSPACE = "WORKSPACE"
+
+    class LayerType:
+        REDUCE, SOFTMAX, NORMALIZATION, ELEMENTWISE, MATRIX_MULTIPLY = range(5)
+
+    class ElementWiseOperation:
+        POW, SUM = range(2)
+
+    class IProgressMonitor:
+        def __init__(self):
+            pass
+
+    float32 = "float32"
+
+    def __init__(self, parse_ok=True):
+        self.parse_ok = parse_ok
+        self.log = {"flags": [], "profiles": [], "layers_fp32": 0}
+        fake = self
+
+        class Layer:
+            def __init__(self, type_, op=None):
+                self.type, self.op, self.num_outputs, self.precision = type_, op, 1, None
+
+            def set_output_type(self, i, t):
+                fake.log["layers_fp32"] += 1
+
+        class Network:
+            num_layers = 3
+
+            def get_layer(self, i):
+                return [Layer(fake.LayerType.SOFTMAX), Layer(fake.LayerType.ELEMENTWISE, fake.ElementWiseOperation.POW),
+                        Layer(fake.LayerType.MATRIX_MULTIPLY)][i]
+
+        class Parser:
+            num_errors = 1
+
+            def __init__(self, network, logger):
+                pass
+
+            def parse_from_file(self, path):
+                fake.log["parsed"] = path
+                return fake.parse_ok
+
+            def get_error(self, i):
+                return "Unsupported operator Foo"
+
+        class Profile:
+            def __init__(self):
+                self.shapes = {}
+
+            def set_shape(self, name, lo, opt, hi):
+                self.shapes[name] = (lo, opt, hi)
+
+        class Cache:
+            def __init__(self, data):
+                self.data = data
+
+            def serialize(self):
+                return self.data + b"+tuned"
+
+        class Config:
+            progress_monitor = None
+
+            def set_memory_pool_limit(self, pool, size):
+                fake.log["workspace"] = size
+
+            def set_flag(self, flag):
+                fake.log["flags"].append(flag)
+
+            def add_optimization_profile(self, profile):
+                fake.log["profiles"].append(profile.shapes)
+
+            def create_timing_cache(self, data):
+                return Cache(data)
+
+            def set_timing_cache(self, cache, ignore_mismatch):
+                self.cache = cache
+
+            def get_timing_cache(self):
+                return self.cache
+
+        class Builder:
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                return Network()
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                fake.log["monitor"] = config.progress_monitor
+                return b"serialized-engine"
+
+        self.Builder, self.OnnxParser = Builder, Parser
+        self.IElementWiseLayer = Layer  # the builder re-classes element-wise layers to read .op
+
+
+def test_build_plan_flow_with_a_fake_tensorrt(tmp_path, monkeypatch):
+    from gar_ros.runtime.trt_engines import build_plan
+
+    fake = FakeTrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    profiles = default_profiles(_manifest())["decode"]
+    timing = tmp_path / "timing.cache"
+    timing.write_bytes(b"old")
+    plan = build_plan(tmp_path / "decode.onnx", profiles, "fp16", timing_cache=timing)
+    assert plan == b"serialized-engine"
+    assert fake.log["parsed"] == str(tmp_path / "decode.onnx")
+    assert fake.log["flags"] == ["FP16", "PREFER"] and fake.log["layers_fp32"] == 2  # softmax + pow kept fp32
+    assert fake.log["profiles"] == profiles and fake.log["monitor"] is not None
+    assert timing.read_bytes() == b"old+tuned"
+    fake_bad = FakeTrt(parse_ok=False)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_bad)
+    with pytest.raises(BackendError, match="Unsupported operator Foo"):
+        build_plan(tmp_path / "decode.onnx", profiles, "bf16")
