@@ -136,11 +136,13 @@ class GarModel:
         cache_bytes: int = 512 * 2**20,
         max_batch: int = 8,
         attn_implementation: str | None = "sdpa",
+        engine_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> "GarModel":
         """Load a local GAR directory. ``overrides``: GarConfig fields such as ``max_num_tiles``,
         ``replay_geometry``, ``double_bos``. ``backend`` other than "torch" is built by
-        ``gar_ros.runtime.create_engines``."""
+        ``gar_ros.runtime.create_engines(model, backend, **engine_options)`` (``onnx_dir``,
+        ``engine_dir``, ``precision``, ``force_rebuild``, ...)."""
         ckpt = load_checkpoint(path, device=device, dtype=dtype, attn_implementation=attn_implementation, **overrides)
         processor = GarProcessor(ckpt.config, ckpt.tokenizer, ckpt.chat_template)
         vision, language = torch_engines(ckpt.model)
@@ -162,8 +164,13 @@ class GarModel:
                 from gar_ros.runtime import create_engines  # type: ignore[attr-defined]
             except ImportError as err:
                 raise BackendError(f"backend {backend!r} needs gar_ros.runtime.create_engines") from err
-            model.vision, model.language = create_engines(model, backend)
+            model.vision, model.language = create_engines(model, backend, **(engine_options or {}))
         return model
+
+    @property
+    def backend(self) -> str:
+        """The backend that actually runs the language model (after any fallback)."""
+        return str(getattr(self.language, "backend", "torch"))
 
     # ------------------------------------------------------------------ cache
     def clear_cache(self) -> None:

@@ -33,7 +33,12 @@ def register(subparsers: Any) -> None:
     d.add_argument("--replay-geometry", choices=("reference", "corrected"), default=None)
     d.add_argument("--device", default="cpu")
     d.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None)
-    d.add_argument("--backend", default="torch")
+    d.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
+                   help="tensorrt falls back to onnxruntime (then torch) with a warning when missing")
+    d.add_argument("--onnx-dir", type=Path, help="existing ONNX export (default: exported into a cache keyed by the model)")
+    d.add_argument("--engine-dir", type=Path, help="TensorRT engine cache (default: <onnx-dir>/engines)")
+    d.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16", help="TensorRT precision")
+    d.add_argument("--force-rebuild", action="store_true", help="rebuild TensorRT engines even when cached")
     d.add_argument("--json", action="store_true", help="print one JSON object per region or question")
     d.add_argument("--dump", type=Path, help="write model inputs and first-step logits (NumPy) here")
     d.set_defaults(func=_describe)
@@ -107,7 +112,14 @@ def _describe(args: argparse.Namespace) -> int:
         overrides["max_num_tiles"] = args.max_num_tiles
     if args.replay_geometry is not None:
         overrides["replay_geometry"] = args.replay_geometry
-    model = GarModel.from_pretrained(args.model, device=args.device, dtype=dtype, backend=args.backend, **overrides)
+    engine_options: dict[str, Any] = {}
+    if args.backend != "torch":
+        engine_options = {"onnx_dir": args.onnx_dir, "engine_dir": args.engine_dir,
+                          "precision": args.precision, "force_rebuild": args.force_rebuild}
+    model = GarModel.from_pretrained(args.model, device=args.device, dtype=dtype, backend=args.backend,
+                                     engine_options=engine_options, **overrides)
+    if args.backend != model.backend:
+        print(f"backend: {model.backend} (requested {args.backend})", file=sys.stderr)
     results: list[dict[str, Any]] = []
     if args.question:
         answer = model.ask(image, regions, args.question, max_new_tokens=args.max_new_tokens)
