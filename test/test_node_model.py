@@ -62,6 +62,7 @@ def test_node_loads_model_and_answers(checkpoint):
         assert msg.header.stamp == ns_to_stamp(stamp) and msg.header.frame_id == "cam_optical"
         assert [d.id for d in msg.descriptions] == [o.id for o in scene.objects]
         assert all(d.text for d in msg.descriptions) and msg.model == checkpoint.name
+        assert msg.backend == "torch"  # the backend the model reports it runs
         assert msg.latency >= msg.inference_time > 0
 
         cli = h.client.create_client(Ask, "/gar_node_tiny/ask")

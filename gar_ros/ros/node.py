@@ -99,6 +99,7 @@ class GarNode(LifecycleNode):
         self.throttle = _Throttle(self.get_logger(), float(self.param("log_throttle")))
         self.model = None
         self.model_name = ""
+        self.backend_name = ""
         self.pipeline: Pipeline | None = None
         self.active = False
         self._entities: list = []
@@ -160,6 +161,9 @@ class GarNode(LifecycleNode):
             log.error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
         self.model_name = str(getattr(self.model, "name", "") or "")
+        # the backend that actually runs (a model may fall back, e.g. tensorrt -> onnxruntime)
+        backend = getattr(self.model, "backend", None)
+        self.backend_name = backend if isinstance(backend, str) and backend else str(self.param("backend"))
         log.info(f"model {self.model_name!r} loaded in {time.perf_counter() - t0:.1f} s "
                  f"(backend {self.param('backend')}, device {self.param('device')})")
         self.pipeline = Pipeline(
@@ -431,7 +435,7 @@ class GarNode(LifecycleNode):
             return
         t0 = time.perf_counter()
         header = self._header(batch.stamp, batch.frame_id)
-        msg = descriptions_to_msg(batch, header, self.model_name, str(self.param("backend")))
+        msg = descriptions_to_msg(batch, header, self.model_name, self.backend_name)
         self.pub_descriptions.publish(msg)
         for d in batch.descriptions:
             self._texts[d.region.id] = d.text.text
@@ -451,7 +455,7 @@ class GarNode(LifecycleNode):
         msg = self._diag.build(
             pipeline,
             model=self.model_name,
-            backend=str(self.param("backend")),
+            backend=self.backend_name,
             active=self.active,
             image_converter="cv_bridge" if using_cv_bridge() else "internal",
         )
