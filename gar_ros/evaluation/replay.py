@@ -163,7 +163,7 @@ class Replayer:
         with BagReader(bag_path) as bag:
             choice = bag.choose_topics(o.image_topic, o.regions_topic, o.queries_topic, o.gt_topic)
             result = ReplayResult(str(bag_path), choice, model=str(getattr(self.model, "name", "")),
-                                  backend=self.backend, options=asdict(o))
+                                  backend=str(getattr(self.model, "backend", "") or self.backend), options=asdict(o))
             result.bag_duration = bag.duration * 1e-9
             if choice.image is None:
                 choice.notes.append("no image topic (sensor_msgs/Image or CompressedImage) in the bag")
