@@ -9,7 +9,7 @@ import pytest
 from gar_ros.cli import main
 from gar_ros.evaluation.bagio import BagReader
 
-SCENES = 12
+SCENES = 20
 
 
 def test_bag_from_synthetic_contents(tmp_path: Path) -> None:
