@@ -102,6 +102,16 @@ class _Session:
                               max_new_tokens=max_new_tokens or self.max_new_tokens,
                               frame_key=self.frame_key, on_text=callback)
 
+    def describe_region(self, rid: str) -> Answer:
+        """The model's own single-region description of ``rid`` (also refreshes its caption)."""
+        texts = self.model.describe(self.image, [self.by_id[rid]], max_new_tokens=self.max_new_tokens,
+                                    frame_key=self.frame_key)
+        text = texts[0].text if texts else ""
+        if text:
+            self.g.captions[rid] = text
+        return Answer(AnswerStatus.OK, text=text, region_ids=[rid],
+                      token_ids=list(texts[0].token_ids) if texts else [])
+
     def name(self, rid: str) -> str:
         """Short name of a region for answers: label, cached caption, or "region ID"."""
         region = self.by_id[rid]
@@ -174,7 +184,7 @@ class _Session:
             if rid not in ordered:
                 ordered.append(rid)
         note = "; ".join(m for m in (answer.message, *self.notes) if m)
-        if answer.status == AnswerStatus.OK and self.streamed is not None and self.streamed != text:
+        if answer.status == AnswerStatus.OK and self.on_text is not None and self.streamed != text:
             self.stream_final(text)  # the last text streamed is the final answer
         if answer.status != AnswerStatus.OK:
             answer.region_ids = ordered
@@ -195,7 +205,10 @@ class _Session:
             return self.failure(res)
         phrase = subject_phrase(q.target)
         prefix = f"{_sentence(phrase)} is "
-        out = self.ask([target], "What is <Prompt0>?", prefix=prefix)
+        if self.config.what_template is None:
+            out = self.describe_region(target)
+        else:
+            out = self.ask([target], self.config.what_template, prefix=prefix)
         body = out.text.strip().rstrip(".")
         text = f"{prefix}{body}." if body else f"{_sentence(phrase)} is region {target}."
         return self.finish(out, text, [target, *res.anchors])
@@ -205,13 +218,13 @@ class _Session:
         if target is None:
             return self.failure(res)
         anchors = [a for a in res.anchors if a != target][: self.prompt_numbers - 1]
+        phrase = _sentence(subject_phrase(q.target))
         if anchors and self.config.describe_with_anchors:
             names = " and ".join(f"<Prompt{k + 1}>" for k in range(len(anchors)))
             question = self.config.describe_template.format(anchors=names)
+            out = self.ask([target, *anchors], question, prefix=f"{phrase}: ")
         else:
-            question = "Describe <Prompt0>."
-        phrase = _sentence(subject_phrase(q.target))
-        out = self.ask([target, *anchors], question, prefix=f"{phrase}: ")
+            out = self.describe_region(target)
         return self.finish(out, f"{phrase}: {out.text.strip()}", [target, *res.anchors])
 
     def attribute(self, q: ParsedQuestion) -> Answer:

@@ -35,6 +35,9 @@ class QueryConfig:
     max_new_tokens: int = 64
     multiple_choice: bool = True  # ask the model to choose when geometry is ambiguous
     max_options: int = 4  # options of a multiple-choice question (A-D)
+    # WHAT ("what is X"): None = the model's own single-region description prompt
+    # (GarModel.describe; not streamed token by token), else an ask() template over <Prompt0>.
+    what_template: str | None = None
     describe_with_anchors: bool = True  # DESCRIBE: target as <Prompt0>, anchors after it
     describe_template: str = "Describe <Prompt0> in detail, including the relationship with {anchors}."
     attribute_templates: dict[str, str] = field(default_factory=lambda: {
