@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gar_ros.errors import GarError, QueryError, RegionError
+from gar_ros.errors import QueryError, RegionError
 from gar_ros.query.config import QueryConfig
 from gar_ros.query.geometry import Geometry
 from gar_ros.query.grounding import CaptionCache, Grounder, Grounding, caption_subject, id_list
@@ -86,7 +86,7 @@ class _Session:
         self.streamed: str | None = None  # the last text passed to on_text
 
     # ------------------------------------------------------------------ model calls
-    def ask(self, ids: Sequence[str], question: str, *, prefix: str = "", suffix: str = "",
+    def ask(self, ids: Sequence[str], question: str, *, prefix: str = "",
             max_new_tokens: int | None = None, stream: bool = True) -> Answer:
         """``model.ask`` over regions ``ids`` (``<Prompt0>`` = ids[0]); streams prefix + text."""
         regions = [self.by_id[i] for i in ids[: self.prompt_numbers]]

@@ -17,7 +17,7 @@ import numpy as np
 from gar_ros.query.config import QueryConfig
 from gar_ros.query.geometry import Geometry, region_shape
 from gar_ros.query.parse import RefExpr
-from gar_ros.query.vocabulary import Order, Relation, SIZES, canonical_words
+from gar_ros.query.vocabulary import Order, Relation, canonical_words
 from gar_ros.types import AnswerStatus, Region
 
 #: Regions -> {region id: short caption}; called only for regions whose caption is not cached.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from gar_ros.errors import QueryError
 from gar_ros.query.vocabulary import (
