@@ -71,6 +71,7 @@ def _model_dir_or_skip(need_clips: bool) -> Path:
     return EMBEDDED
 
 
+@pytest.mark.slow
 def test_clip_prompt_carries_the_motion() -> None:
     """Diagnostic independent of the decoder's training: a linear readout (ridge, fit on 120
     clips, scored on 80 others) of (last - first) keyframe replay tokens, i.e. of what the
@@ -102,6 +103,7 @@ def test_clip_prompt_carries_the_motion() -> None:
     assert accuracy >= 0.85
 
 
+@pytest.mark.slow
 def test_motion_direction_needs_context() -> None:
     """``GAR_ROS_MOTION_MODEL=<dir>`` evaluates another checkpoint instead of the embedded one."""
     from gar_ros.model.api import GarModel

@@ -11,10 +11,11 @@ Association (per frame):
    by at least ``iou_threshold``. Such regions go to the IoU pass. ``"always"`` never overrules.
 2. IoU pass: the remaining regions (no id, an unknown id, or an overruled id) and the live tracks
    not matched in step 1 are paired by an optimal assignment (``scipy.optimize.linear_sum_assignment``)
-   on cost ``1 - IoU``; pairs below ``iou_threshold`` are rejected. IoU is mask IoU when both sides
-   have a mask (exact, on the overlap of the mask crops), box IoU otherwise (pycocotools). The track side is *predicted*: its last box/mask
-   shifted by its constant-velocity estimate (box centre motion between its last two sightings)
-   times the time since it was last seen, so crossing objects keep their tracks.
+   on cost ``1 - IoU``; pairs below ``iou_threshold`` are rejected. IoU is mask IoU when both
+   sides have a mask (exact, on the overlap of the mask crops), box IoU otherwise (pycocotools).
+   The track side is *predicted*: its last box/mask shifted by its constant-velocity estimate
+   (box centre motion between its last two sightings) times the time since it was last seen, so
+   crossing objects keep their tracks.
    A matched detector id becomes an alias of the track (later frames match it in the id pass).
 3. Leftover regions start new tracks. The track id is the detector id when it is free, else
    ``"<id>#<n>"``; regions without id get ``"track<n>"``. ``use_ids="never"`` ignores ids entirely.
