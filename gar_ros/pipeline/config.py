@@ -34,6 +34,11 @@ class PipelineConfig:
     context_frames: int = 0
     #: keyframes are spread over this many seconds of the track's past.
     context_window: float = 2.0
+    #: video context: frames kept in the history (count and seconds).
+    history_frames: int = 32
+    history_age: float = 10.0
+    #: video context: regions without (or with contradicting) ids join a track above this IoU.
+    track_iou_threshold: float = 0.3
     #: ground natural-language questions with gar_ros.query when installed (else: ids only).
     query_grounding: bool = True
 

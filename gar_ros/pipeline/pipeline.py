@@ -140,7 +140,10 @@ class Pipeline:
             self.context = None
             return
         self.context = FrameContext(ContextConfig(context_frames=int(c.context_frames),
-                                                  context_window=float(c.context_window)))
+                                                  context_window=float(c.context_window),
+                                                  history_frames=int(c.history_frames),
+                                                  history_age=float(c.history_age),
+                                                  iou_threshold=float(c.track_iou_threshold)))
 
     def _feed_context(self) -> None:
         """Move joined frames into the video context (worker/caller thread only)."""
@@ -172,7 +175,7 @@ class Pipeline:
             self.policy.redescribe_period = c.redescribe_period
             self.policy.max_regions_per_frame = c.max_regions_per_frame
             self.policy.track_expiry = c.track_expiry
-            if {"context_frames", "context_window"} & set(changed):
+            if {"context_frames", "context_window", "history_frames", "history_age", "track_iou_threshold"} & set(changed):
                 self._restart = True  # the worker rebuilds the context
         return changed
 

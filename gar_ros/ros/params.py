@@ -42,8 +42,11 @@ PARAMS: tuple[Param, ...] = (
     Param("frame_buffer", 15, "frames kept while waiting for their regions", True, 1, 300, 1),
     Param("max_question_chars", 2000, "longer questions are INVALID", False, 1, 100000, 1),
     Param("describe_chunk", 4, "regions per model call (queries run between chunks)", False, 1, 64, 1),
-    Param("context_frames", 0, "recent frames used as context per region (0 = single image)", False, 0, 16, 1),
+    Param("context_frames", 0, "recent frames used as context per region (0 = single image; at most the model's 5 crop slots)", False, 0, 5, 1),
     Param("context_window", 2.0, "keyframes are spread over this many seconds of a track's past", False, 0.0, 60.0),
+    Param("history_frames", 32, "video context: frames kept in the history", False, 1, 1000, 1),
+    Param("history_age", 10.0, "video context: frames older than this are dropped (s)", False, 0.1, 3600.0),
+    Param("track_iou_threshold", 0.3, "video context: regions without ids join a track above this mask/box IoU", False, 0.0, 1.0),
     Param("query_grounding", True, "ground natural-language questions (\"the cup left of the box\") to regions", False),
     Param("service_timeout", 60.0, "the ~/ask service answers ERROR after this long (s)", False, 0.1, 3600.0),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", True, 0.1, 60.0),
@@ -65,6 +68,9 @@ PIPELINE: tuple[str, ...] = (
     "describe_chunk",
     "context_frames",
     "context_window",
+    "history_frames",
+    "history_age",
+    "track_iou_threshold",
     "query_grounding",
 )
 
