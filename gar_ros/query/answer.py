@@ -132,6 +132,8 @@ class _Session:
         cands = res.ids[:room]
         if len(cands) < 2:
             return None
+        # Options in the frame's region order, not by geometric rank: the letter must not leak it.
+        cands = sorted(cands, key=self.g.order.index)
         if ref.relation is not None and ref.order is None:
             if ref.relation is Relation.BETWEEN and len(anchors) == 2:
                 anchor_text = "<Prompt0> and <Prompt1>"
