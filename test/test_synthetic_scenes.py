@@ -13,7 +13,7 @@ from gar_ros.synthetic.tasks import (
     CHOICE_KINDS, LETTERS, MOTION_QUESTION, first_letter, is_correct, make_choice,
     make_describe, make_free, make_motion, parse_description,
 )
-from gar_ros.synthetic.vocabulary import COLOUR_NAMES, COLOURS, SHAPES
+from gar_ros.synthetic.vocabulary import COLOUR_NAMES, COLOURS, EXTRA_SHAPES, SHAPES
 
 
 def test_scene_is_a_pure_function_of_the_seed() -> None:
@@ -56,14 +56,14 @@ def test_scene_invariants_over_many_seeds() -> None:
 
 
 def test_shapes_differ_and_fit_their_radius() -> None:
-    masks = {s: shape_mask(s, 32, 32, 20, 64, 64) for s in SHAPES}
+    masks = {s: shape_mask(s, 32, 32, 20, 64, 64) for s in (*SHAPES, *EXTRA_SHAPES)}
     for s, m in masks.items():
         x1, y1, x2, y2 = mask_box(m)
         assert x1 >= 11 and y1 >= 11 and x2 <= 53 and y2 <= 53, s
     areas = {s: int(m.sum()) for s, m in masks.items()}
     assert areas["circle"] > areas["star"] and areas["square"] > areas["triangle"]
-    for a in SHAPES:
-        for b in SHAPES:
+    for a in masks:
+        for b in masks:
             if a < b:
                 iou = (masks[a] & masks[b]).sum() / (masks[a] | masks[b]).sum()
                 assert iou < 0.85, (a, b)

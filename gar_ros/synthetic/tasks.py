@@ -40,6 +40,10 @@ MOTION_QUESTION = "Which way did <Prompt0> move: left or right?"
 #: (t < SUB_SEEDS), so disjoint seed ranges give disjoint scenes (held-out sets stay held out).
 SUB_SEEDS = 64
 
+#: Options list the candidate prompts in prompt order (A = first candidate), like the
+#: multiple-choice questions of gar_ros.query; True shuffles them (GAR-Bench-VQA style).
+SHUFFLE_OPTIONS = False
+
 #: Minimum separation (fraction of the image's shorter side) between centroids for a
 #: positional relation to count as unambiguous.
 POSITION_MARGIN = 0.08
@@ -146,9 +150,13 @@ def _choose_objects(rng: np.random.Generator, scene: Scene, k: int) -> list[Scen
     return [scene.objects[int(i)] for i in idx]
 
 
-def _letter_options(rng: np.random.Generator, n: int) -> list[int]:
-    """A random order of the prompt indices 0..n-1 shown as options A, B, ..."""
-    return [int(i) for i in rng.permutation(n)]
+def _letter_options(rng: np.random.Generator, n: int, first: int = 0) -> list[int]:
+    """Prompt indices first..first+n-1 shown as options A, B, ...: in prompt order (as
+    ``gar_ros.query`` asks), or shuffled when :data:`SHUFFLE_OPTIONS` is set."""
+    order = [first + i for i in range(n)]
+    if SHUFFLE_OPTIONS:
+        order = [order[int(i)] for i in rng.permutation(n)]
+    return order
 
 
 def _choice_over_prompts(rng: np.random.Generator, scene: Scene, objs: list[SceneObject],
@@ -210,7 +218,7 @@ def _relation(rng: np.random.Generator, scene: Scene, kind: str) -> TaskSample |
     objs = [anchor, *cands]
     answer_idx = 1 + cands.index(target)
     q = f"Which object is {phrase} <Prompt0>?"
-    order = [1 + int(i) for i in rng.permutation(len(cands))]
+    order = _letter_options(rng, len(cands), 1)
     return _choice_over_prompts(rng, scene, objs, q, answer_idx, kind, options_of=order)
 
 
@@ -227,7 +235,7 @@ def _same_colour(rng: np.random.Generator, scene: Scene) -> TaskSample | None:
     objs = [o0, *cands]
     answer_idx = 1 + cands.index(o1)
     q = "Which object has the same colour as <Prompt0>?"
-    order = [1 + int(i) for i in rng.permutation(len(cands))]
+    order = _letter_options(rng, len(cands), 1)
     return _choice_over_prompts(rng, scene, objs, q, answer_idx, "same_colour", options_of=order)
 
 

@@ -18,7 +18,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 
 #: Shape names, in a fixed order (index = class id).
-SHAPES: tuple[str, ...] = ("square", "circle", "triangle", "star", "cross")
+SHAPES: tuple[str, ...] = ("square", "circle", "triangle", "star")
+#: Shapes the rasteriser can draw but the scenes do not use (kept for experiments).
+EXTRA_SHAPES: tuple[str, ...] = ("cross",)
 
 #: Size words: name -> (min, max) object radius as a fraction of the image's shorter side.
 SIZES: dict[str, tuple[float, float]] = {

@@ -35,18 +35,18 @@ class TinyRecipe:
     # data
     scene_size: tuple[int, int] = (96, 96)
     mixture: dict[str, float] = field(default_factory=lambda: {
-        "describe": 0.30, "choice": 0.40, "free": 0.18, "motion": 0.12})
+        "describe": 0.40, "choice": 0.25, "free": 0.25, "motion": 0.10})
     clip_frames: tuple[int, int] = (3, 5)  # frames generated per motion clip (min, max)
     context_frames: tuple[int, int] = (2, 4)  # frames given to the model per clip (min, max)
     # optimisation
-    steps: int = 1200
+    steps: int = 1400
     batch_size: int = 24
     lr: float = 2.5e-3
     min_lr_ratio: float = 0.05
     warmup_steps: int = 60
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    aux_weight: float = 1.0  # auxiliary region probe (training only, see objective.py)
+    aux_weight: float = 1.5  # auxiliary region probe (training only, see objective.py)
     aux_steps: int = 0  # 0 = constant weight; else linear decay to 0 over these steps
     split_by_length: bool = True  # two length-sorted micro-batches per step (less padding)
     threads: int = 1  # one thread: deterministic, and OpenMP spin-waits waste a shared CPU
