@@ -26,7 +26,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from gar_ros.evaluation.bagio import BagReader
     from gar_ros.evaluation.builders import Item, write_items
-    from gar_ros.evaluation.convert import decode_frame
+    from gar_ros.ros.images import msg_to_rgb as decode_frame
     from gar_ros.evaluation.replay import ReplayOptions, Replayer
     from gar_ros.evaluation.report import write_all
     from gar_ros.evaluation.runner import load_model

@@ -18,6 +18,8 @@ from _eval_helpers import (
 from gar_ros.cli import main
 from gar_ros.errors import BagError
 from gar_ros.evaluation import convert
+from gar_ros.ros.images import imgmsg_to_rgb, msg_to_rgb
+from gar_ros.ros.regions import region_from_msg, stamp_to_ns
 from gar_ros.evaluation import typestore as ts
 from gar_ros.evaluation.bagio import BagReader
 from gar_ros.evaluation.builders import decode_rle, prompts_to_references
@@ -50,8 +52,8 @@ def test_roundtrip_regions_and_images(tmp_path: Path, storage: str) -> None:
     assert [m.topic for m in msgs] == ["/cam/image", "/gar/regions", "/gar/queries"] * 2
     assert all(not m.error for m in msgs)
     img, regions = scene(0)
-    assert np.array_equal(convert.decode_frame(msgs[0].msg), img)
-    got = [convert.region_from_msg(x) for x in msgs[1].msg.regions]
+    assert np.array_equal(msg_to_rgb(msgs[0].msg), img)
+    got = [region_from_msg(x) for x in msgs[1].msg.regions]
     assert [g.id for g in got] == ["a", "b"]
     # box-sized masks placed at the box reproduce the frame-sized ones
     from gar_ros.pipeline import resolve_regions
@@ -66,20 +68,20 @@ def test_image_encodings() -> None:
     store = ts.gar_typestore()
     rgb = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
     msg = convert.rgb_to_image_msg(store, rgb, 0, "f")
-    assert np.array_equal(convert.image_to_rgb(msg), rgb)
+    assert np.array_equal(imgmsg_to_rgb(msg), rgb)
     msg.encoding, msg.data = "bgr8", rgb[:, :, ::-1].reshape(-1).copy()
-    assert np.array_equal(convert.image_to_rgb(msg), rgb)
+    assert np.array_equal(imgmsg_to_rgb(msg), rgb)
     mono16 = store.types[ts.IMAGE](header=convert.make_header(store, 0, "f"), height=2, width=2, encoding="16UC1",
                                    is_bigendian=0, step=4,
-                                   data=np.array([0, 0, 0, 1, 0, 2, 0, 4], np.uint16).view(np.uint8).copy())
-    out = convert.image_to_rgb(mono16)
+                                   data=np.array([0, 1, 2, 4], np.uint16).view(np.uint8).copy())
+    out = imgmsg_to_rgb(mono16)
     assert out.shape == (2, 2, 3) and out.max() == 255
     from gar_ros.errors import ImageError
 
     bad = store.types[ts.IMAGE](header=convert.make_header(store, 0, "f"), height=480, width=640, encoding="rgb8",
                                 is_bigendian=0, step=1920, data=np.zeros(30, np.uint8))
     with pytest.raises(ImageError, match="30 bytes"):
-        convert.image_to_rgb(bad)
+        imgmsg_to_rgb(bad)
 
 
 def test_broken_messages_are_per_message_errors(tmp_path: Path) -> None:
@@ -106,8 +108,8 @@ def test_compressed_and_per_message_compression(tmp_path: Path) -> None:
     from gar_ros.errors import ImageError
 
     with pytest.raises(ImageError, match="10 bytes"):
-        convert.decode_frame(imgs[0].msg)
-    assert convert.decode_frame(imgs[1].msg).shape == (64, 64, 3)
+        msg_to_rgb(imgs[0].msg)
+    assert msg_to_rgb(imgs[1].msg).shape == (64, 64, 3)
 
     write_message_compressed_bag(tmp_path / "z")
     with BagReader(tmp_path / "z") as r:
@@ -152,12 +154,12 @@ def test_bag_from_benchmark_subset(shared_data: Path, tmp_path: Path) -> None:
         assert "<Prompt" not in q.question and "<region:0>" in q.question
         assert q.question.startswith("Question: ") and prompts_to_references(item["choices"][0]) in q.question
         assert list(q.region_ids) == [str(i) for i in range(len(item["mask_rles"]))]
-        assert convert.stamp_ns(q.stamp) == convert.stamp_ns(f.header.stamp) == convert.stamp_ns(ra.header.stamp)
+        assert stamp_to_ns(q.stamp) == stamp_to_ns(f.header.stamp) == stamp_to_ns(ra.header.stamp)
         assert gt["answer"] == item["answer"] and gt["type"] == item["type"] and gt["query_id"] == q.query_id
         from gar_ros.pipeline import resolve_regions
 
-        img = convert.decode_frame(f)
-        resolved, problems = resolve_regions([convert.region_from_msg(x) for x in ra.regions], img.shape[1], img.shape[0])
+        img = msg_to_rgb(f)
+        resolved, problems = resolve_regions([region_from_msg(x) for x in ra.regions], img.shape[1], img.shape[0])
         assert not problems and [x.id for x in resolved] == [str(i) for i in range(len(item["mask_rles"]))]
         for k, rle in enumerate(item["mask_rles"]):
             assert np.array_equal(resolved[k].mask, decode_rle(rle))
@@ -190,3 +192,49 @@ def test_bag_from_images(shared_data: Path, tmp_path: Path) -> None:
     assert [m.msg.question for m in msgs if m.topic == c.queries] == ["What is <region:0>?"] * 2
     assert main(["bag-from-images", str(demo / "demo_image_1.png"), "--out", str(tmp_path / "x"),
                  "--mask", "3:nothing.png"]) == 2
+
+
+def test_shared_converters_read_bag_messages_without_rclpy() -> None:
+    """The node's image/region readers decode rosbags messages in a process where rclpy is unavailable."""
+    import subprocess
+    import sys
+
+    code = r'''
+import sys
+for name in ("rclpy", "sensor_msgs", "sensor_msgs.msg", "builtin_interfaces", "builtin_interfaces.msg"):
+    sys.modules[name] = None  # importing them now fails
+import numpy as np
+from gar_ros.evaluation import convert, replay  # noqa: F401
+from gar_ros.evaluation import typestore as ts
+from gar_ros.ros.images import msg_to_rgb
+from gar_ros.ros.regions import region_from_msg, stamp_to_ns
+from gar_ros.types import Region
+
+store = ts.gar_typestore()
+rgb = np.random.default_rng(1).integers(0, 256, (3, 4, 3), dtype=np.uint8)
+hdr = convert.make_header(store, 7, "f")
+def image(enc, arr):
+    arr = np.ascontiguousarray(arr)
+    return store.types[ts.IMAGE](header=hdr, height=3, width=4, encoding=enc, is_bigendian=0,
+                                 step=arr.nbytes // 3, data=arr.view(np.uint8).reshape(-1).copy())
+alpha = np.full((3, 4, 1), 5, np.uint8)
+cases = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": np.concatenate([rgb, alpha], 2),
+         "bgra8": np.concatenate([rgb[..., ::-1], alpha], 2), "RGB8": rgb}
+for enc, arr in cases.items():
+    assert np.array_equal(msg_to_rgb(image(enc, arr)), rgb), enc
+assert np.array_equal(msg_to_rgb(image("mono8", rgb[..., 0])), np.repeat(rgb[..., :1], 3, 2))
+depth = np.arange(12, dtype=np.uint16).reshape(3, 4) * 100
+for enc in ("mono16", "16UC1"):
+    out = msg_to_rgb(image(enc, depth))
+    assert out[0, 0, 0] == 0 and out[2, 3, 0] == 255, enc
+assert np.array_equal(msg_to_rgb(convert.rgb_to_compressed_msg(store, rgb, 7, "f", "png")), rgb)
+mask = np.zeros((3, 4), bool)
+mask[1:, 1:3] = True
+r = region_from_msg(convert.region_to_msg(store, Region("m", mask=mask, depth=1.5), 7, "f"))
+assert r.box == (1.0, 1.0, 3.0, 3.0) and r.mask.all() and r.mask.shape == (2, 2) and r.depth == 1.5
+assert stamp_to_ns(hdr.stamp) == 7
+assert "rclpy" not in [m for m in sys.modules if sys.modules[m] is not None]
+print("ok")
+'''
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -17,7 +17,7 @@ from _eval_helpers import (
     write_message_compressed_bag,
 )
 from gar_ros.cli import main
-from gar_ros.evaluation import convert
+from gar_ros.ros.regions import stamp_to_ns
 from gar_ros.evaluation.bagio import BagReader
 from gar_ros.evaluation.replay import ReplayOptions, Replayer
 from gar_ros.evaluation.report import ANSWERS_TOPIC, DESCRIPTIONS_TOPIC, outputs_digest, write_all
@@ -72,8 +72,8 @@ def test_bag_eval_cli_end_to_end(tiny_dir: Path, tmp_path: Path) -> None:
         msgs = list(r.messages([DESCRIPTIONS_TOPIC, ANSWERS_TOPIC]))
     descs = [m for m in msgs if m.topic == DESCRIPTIONS_TOPIC]
     answers = [m for m in msgs if m.topic == ANSWERS_TOPIC]
-    assert [convert.stamp_ns(m.msg.header.stamp) for m in descs] == stamps == [m.timestamp for m in descs]
-    assert [convert.stamp_ns(m.msg.header.stamp) for m in answers] == stamps
+    assert [stamp_to_ns(m.msg.header.stamp) for m in descs] == stamps == [m.timestamp for m in descs]
+    assert [stamp_to_ns(m.msg.header.stamp) for m in answers] == stamps
     assert all(m.msg.header.frame_id == "cam" for m in msgs)
     assert [d.id for d in descs[0].msg.descriptions] == ["a", "b"]
     assert descs[0].msg.model == "tiny_gar" and answers[0].msg.query_id == "q0"

@@ -1,137 +1,19 @@
-"""Conversions between bag messages (rosbags dataclasses) and gar_ros plain types.
+"""Writers of bag messages: gar_ros plain types -> rosbags message objects of a typestore.
 
-Readers are duck-typed (they only touch the fields of the ROS messages), so they accept
-rosbags and rclpy messages alike. Writers build rosbags message objects of a typestore.
-
-Images: ``sensor_msgs/Image`` with encodings rgb8, bgr8, rgba8, bgra8, mono8, mono16, 16UC1
-(16-bit images are scaled to 8 bits by their maximum), ``sensor_msgs/CompressedImage`` (any
-format OpenCV decodes: JPEG, PNG). Output is (H, W, 3) uint8 RGB.
+Reading goes through the node's duck-typed converters, which accept rosbags dataclasses and
+rclpy messages alike: :mod:`gar_ros.ros.images` (``msg_to_rgb``: Image/CompressedImage ->
+(H, W, 3) uint8 RGB) and :mod:`gar_ros.ros.regions` (``region_from_msg``, ``stamp_to_ns``).
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import cv2
 import numpy as np
 
 from gar_ros.errors import ImageError, RegionError
+from gar_ros.pipeline.regions import box_from_mask
 from gar_ros.types import Answer, Region, RegionText
-
-#: encoding -> (channels, numpy dtype)
-ENCODINGS: dict[str, tuple[int, str]] = {
-    "rgb8": (3, "u1"),
-    "bgr8": (3, "u1"),
-    "rgba8": (4, "u1"),
-    "bgra8": (4, "u1"),
-    "mono8": (1, "u1"),
-    "8uc1": (1, "u1"),
-    "8uc3": (3, "u1"),
-    "mono16": (1, "u2"),
-    "16uc1": (1, "u2"),
-}
-MAX_PIXELS = 8192 * 8192
-
-
-def stamp_ns(stamp: Any) -> int:
-    """``builtin_interfaces/Time`` -> int nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def image_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` into (H, W, 3) uint8 RGB; ImageError when unusable."""
-    enc = str(msg.encoding).lower()
-    if enc not in ENCODINGS:
-        raise ImageError(f"unsupported image encoding {msg.encoding!r}")
-    channels, dt = ENCODINGS[enc]
-    h, w = int(msg.height), int(msg.width)
-    if h <= 0 or w <= 0 or h * w > MAX_PIXELS:
-        raise ImageError(f"bad image size {w}x{h}")
-    itemsize = 2 if dt == "u2" else 1
-    row = w * channels * itemsize
-    step = int(msg.step) or row
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    if step < row or data.size < step * (h - 1) + row:
-        raise ImageError(
-            f"image data holds {data.size} bytes, {enc} {w}x{h} needs {row * h} (step {step})"
-        )
-    if data.size < step * h:
-        data = np.concatenate([data, np.zeros(step * h - data.size, np.uint8)])
-    rows = data[: step * h].reshape(h, step)[:, :row]
-    order = ">" if int(getattr(msg, "is_bigendian", 0)) else "<"
-    pix = np.ascontiguousarray(rows).view(np.dtype(order + dt)).reshape(h, w, channels)
-    if itemsize == 2:
-        peak = int(pix.max()) or 1
-        pix = (pix.astype(np.float32) * (255.0 / peak)).round().astype(np.uint8)
-    if channels == 1:
-        return np.repeat(pix, 3, axis=2)
-    if enc in ("bgr8", "bgra8"):
-        return np.ascontiguousarray(pix[:, :, 2::-1])
-    return np.array(pix[:, :, :3], order="C", copy=True)  # writable, detached from the message buffer
-
-
-def compressed_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, ...) into (H, W, 3) uint8 RGB."""
-    buf = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    if buf.size == 0:
-        raise ImageError("compressed image is empty")
-    try:
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    except cv2.error as err:
-        raise ImageError(f"cannot decode {msg.format!r} image of {buf.size} bytes: {err}") from err
-    if bgr is None:
-        raise ImageError(f"cannot decode {msg.format!r} image of {buf.size} bytes (corrupt or truncated)")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
-def decode_frame(msg: Any) -> np.ndarray:
-    """Image or CompressedImage message -> (H, W, 3) uint8 RGB."""
-    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        return compressed_to_rgb(msg)
-    return image_to_rgb(msg)
-
-
-def mask_from_msg(msg: Any) -> np.ndarray | None:
-    """mono8 ``sensor_msgs/Image`` mask -> (h, w) bool (non-zero = inside); None when empty."""
-    h, w = int(msg.height), int(msg.width)
-    if h <= 0 or w <= 0:
-        return None
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    step = int(msg.step) or w
-    if str(msg.encoding).lower() not in ("mono8", "8uc1", ""):
-        raise RegionError(f"mask encoding {msg.encoding!r} is not mono8")
-    if step < w or data.size < step * h:
-        raise RegionError(f"mask data holds {data.size} bytes, {w}x{h} mono8 needs {step * h}")
-    return data[: step * h].reshape(h, step)[:, :w] != 0
-
-
-def region_from_msg(msg: Any) -> Region:
-    """``gar_ros/Region`` -> :class:`Region` as received.
-
-    ``mask`` keeps the message's size (the frame's or the box's: the pipeline places and
-    validates it, ``gar_ros.pipeline.resolve_regions``); ``box`` from the RegionOfInterest
-    (None when it has no area); depth NaN/0 -> None. RegionError when the mask bytes are unusable.
-    """
-    box_msg = msg.box
-    bw, bh = int(box_msg.width), int(box_msg.height)
-    x0, y0 = int(box_msg.x_offset), int(box_msg.y_offset)
-    box = (float(x0), float(y0), float(x0 + bw), float(y0 + bh)) if bw > 0 and bh > 0 else None
-    try:
-        mask = mask_from_msg(msg.mask)
-    except RegionError as err:
-        raise RegionError(f"region {msg.id!r}: {err}") from err
-    depth = float(msg.depth)
-    return Region(
-        id=str(msg.id),
-        box=box,
-        mask=mask,
-        label=str(msg.label),
-        score=float(msg.score),
-        depth=None if (not math.isfinite(depth) or depth == 0.0) else depth,
-    )
-
-
-# ----------------------------------------------------------------------------------- writers
 
 
 def make_time(store: Any, ns: int) -> Any:
@@ -177,11 +59,11 @@ def _roi(store: Any, box: tuple[float, float, float, float] | None) -> Any:
 
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """Tight (x1, y1, x2, y2) box of a non-empty bool mask (x2/y2 exclusive)."""
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
+    """Tight (x1, y1, x2, y2) box of a non-empty bool mask (x2/y2 exclusive); RegionError when empty."""
+    box = box_from_mask(mask)
+    if box is None:
         raise RegionError("empty mask")
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    return box
 
 
 def region_to_msg(store: Any, region: Region, ns: int, frame_id: str) -> Any:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from gar_ros.errors import GarError
-from gar_ros.evaluation import convert
 from gar_ros.evaluation import typestore as ts
 from gar_ros.evaluation.bagio import BagReader
 from gar_ros.evaluation.replay import (
@@ -31,6 +30,7 @@ from gar_ros.evaluation.replay import (
     ReplayResult,
     _progress,
 )
+from gar_ros.ros.regions import stamp_to_ns
 from gar_ros.types import AnswerStatus
 
 
@@ -93,7 +93,7 @@ def run_live(
             last_output = [time.perf_counter()]
 
             def on_desc(msg: Any) -> None:
-                stamp = convert.stamp_ns(msg.header.stamp)
+                stamp = stamp_to_ns(msg.header.stamp)
                 with lock:
                     for d in msg.descriptions:
                         result.outputs.append(OutputRecord(
@@ -112,7 +112,7 @@ def run_live(
 
             def on_answer(msg: Any) -> None:
                 now = time.perf_counter()
-                stamp = convert.stamp_ns(msg.header.stamp)
+                stamp = stamp_to_ns(msg.header.stamp)
                 with lock:
                     sent = sent_queries.pop(msg.query_id, None)
                     logged = query_log_times.get(msg.query_id, 0)

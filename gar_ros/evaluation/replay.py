@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from gar_ros.errors import GarError, InputError
-from gar_ros.evaluation import convert
 from gar_ros.evaluation.bagio import BagMessage, BagReader, TopicChoice
+from gar_ros.ros.images import msg_to_rgb
+from gar_ros.ros.regions import region_from_msg, stamp_to_ns
 from gar_ros.types import AnswerStatus
 
 log = logging.getLogger(__name__)
@@ -281,25 +282,25 @@ class Replayer:
         try:
             if bm.topic == choice.image:
                 t0 = time.perf_counter()
-                image = convert.decode_frame(msg)
+                image = msg_to_rgb(msg)
                 result.add_time("decode", time.perf_counter() - t0)
                 result.frames += 1
-                stamp = convert.stamp_ns(msg.header.stamp) or bm.timestamp  # unstamped: the log time
+                stamp = stamp_to_ns(msg.header.stamp) or bm.timestamp  # unstamped: the log time
                 self._timed_join(result, lambda: pipeline.add_frame(Frame(
                     image=image, stamp=stamp, frame_id=str(msg.header.frame_id))))
             elif bm.topic == choice.regions:
                 regions = []
                 for k, rmsg in enumerate(msg.regions):
                     try:
-                        regions.append(convert.region_from_msg(rmsg))
+                        regions.append(region_from_msg(rmsg))
                     except GarError as err:
                         error("region", f"region #{k}: {err}")
-                stamp = convert.stamp_ns(msg.header.stamp) or bm.timestamp
+                stamp = stamp_to_ns(msg.header.stamp) or bm.timestamp
                 self._timed_join(result, lambda: pipeline.add_regions(RegionSet(
                     stamp=stamp, regions=regions, frame_id=str(msg.header.frame_id))))
             elif bm.topic == choice.queries:
                 req = QueryRequest(question=str(msg.question), region_ids=[str(x) for x in msg.region_ids],
-                                   stamp=convert.stamp_ns(msg.stamp), query_id=str(msg.query_id))
+                                   stamp=stamp_to_ns(msg.stamp), query_id=str(msg.query_id))
                 self._query_log_times[req.query_id] = bm.timestamp
                 tickets.append(pipeline.submit_query(req))
             elif bm.topic == choice.ground_truth:

@@ -1,9 +1,16 @@
 """sensor_msgs Image / CompressedImage ↔ (H, W, 3) uint8 RGB numpy arrays.
 
-Uses ROS 2 ``cv_bridge`` when a working one is importable; otherwise (it cannot be installed in
-this package's pip-based environment) an internal converter handles rgb8, bgr8, rgba8, bgra8,
-mono8, mono16, 16UC1 (and 8UC1/8UC3/8UC4 as mono8/bgr8/bgra8). 16-bit images (depth) are scaled
-to 8 bits by their own min..max range for the model. Compressed images decode with OpenCV.
+The one image decoder of gar_ros, used by the node and the bag evaluator alike. Readers are
+duck-typed: they only touch the messages' fields (``height``, ``width``, ``encoding``,
+``is_bigendian``, ``step``, ``data``; ``format``, ``data``), so rclpy messages and rosbags
+dataclasses both work, and importing this module does not import rclpy (the ``*_to_imgmsg``
+writers import ``sensor_msgs`` when called).
+
+Uses ROS 2 ``cv_bridge`` for rclpy Images when a working one is importable; otherwise (it cannot
+be installed in this package's pip-based environment) an internal converter handles rgb8, bgr8,
+rgba8, bgra8, mono8, mono16, 16UC1 (and 8UC1/8UC3/8UC4 as mono8/bgr8/bgra8; encoding names match
+case-insensitively). 16-bit images (depth) are scaled to 8 bits by their own min..max range for
+the model. Compressed images (JPEG, PNG, anything OpenCV decodes) decode with OpenCV.
 Every failure raises :class:`gar_ros.errors.ImageError` saying what is wrong.
 """
 from __future__ import annotations
@@ -34,6 +41,17 @@ ENCODINGS: dict[str, tuple[int, np.dtype]] = {
     "16UC1": (1, np.dtype(np.uint16)),
 }
 MAX_PIXELS = 8192 * 8192
+_CANONICAL = {name.lower(): name for name in ENCODINGS}
+
+
+def canonical_encoding(encoding: str) -> str:
+    """The ENCODINGS key for ``encoding`` (case-insensitive); ImageError when unsupported."""
+    name = _CANONICAL.get(str(encoding).lower())
+    if name is None:
+        raise ImageError(
+            f"unsupported image encoding {str(encoding)!r} (supported: {', '.join(ENCODINGS)})"
+        )
+    return name
 
 
 def _byte_array(data) -> np.ndarray:
@@ -50,11 +68,7 @@ def using_cv_bridge() -> bool:
 
 def image_array(msg) -> np.ndarray:
     """The raw pixel array of a sensor_msgs/Image: (H, W, C) of its dtype, row padding removed."""
-    encoding = str(msg.encoding)
-    if encoding not in ENCODINGS:
-        raise ImageError(
-            f"unsupported image encoding {encoding!r} (supported: {', '.join(ENCODINGS)})"
-        )
+    encoding = canonical_encoding(msg.encoding)
     channels, dtype = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
@@ -69,13 +83,13 @@ def image_array(msg) -> np.ndarray:
     if size < step * (height - 1) + row or size > step * height:
         raise ImageError(
             f"{encoding} image {width}x{height} (step {step}) needs {step * height} bytes, "
-            f"got {size}"
+            f"got {size} bytes"
         )
     buf = _byte_array(data)
     if buf.size < step * height:
         buf = np.concatenate([buf, np.zeros(step * height - buf.size, np.uint8)])
     rows = buf[: step * height].reshape(height, step)[:, :row]
-    big = bool(msg.is_bigendian)
+    big = bool(getattr(msg, "is_bigendian", 0))
     arr = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if big else "<") if dtype.itemsize > 1 else dtype)
     return arr.reshape(height, width, channels).astype(dtype, copy=False)
 
@@ -106,14 +120,15 @@ def to_rgb(arr: np.ndarray, encoding: str) -> np.ndarray:
 
 def imgmsg_to_rgb(msg) -> np.ndarray:
     """sensor_msgs/Image → (H, W, 3) uint8 RGB (ImageError when unusable)."""
-    if _BRIDGE is not None:  # pragma: no cover - exercised only where cv_bridge exists
+    encoding = canonical_encoding(msg.encoding)
+    if _BRIDGE is not None and type(msg).__module__.startswith("sensor_msgs"):  # pragma: no cover
         try:
             image = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
         except Exception as err:
             raise ImageError(f"cv_bridge: {err}") from err
         arr = image if image.ndim == 3 else image[..., None]
-        return to_rgb(arr, str(msg.encoding))
-    return to_rgb(image_array(msg), str(msg.encoding))
+        return to_rgb(arr, encoding)
+    return to_rgb(image_array(msg), encoding)
 
 
 def compressed_to_rgb(msg) -> np.ndarray:
@@ -124,7 +139,9 @@ def compressed_to_rgb(msg) -> np.ndarray:
     try:
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as err:
-        raise ImageError(f"compressed image ({msg.format!r}) cannot be decoded: {err}") from err
+        raise ImageError(
+            f"compressed image ({msg.format!r}, {data.size} bytes) cannot be decoded: {err}"
+        ) from err
     if decoded is None:
         raise ImageError(
             f"compressed image ({msg.format!r}, {data.size} bytes) cannot be decoded (corrupt?)"
@@ -139,6 +156,16 @@ def compressed_to_rgb(msg) -> np.ndarray:
     if encoding is None:
         raise ImageError(f"compressed image has {decoded.shape[2]} channels")
     return to_rgb(decoded, encoding)
+
+
+def is_compressed(msg) -> bool:
+    """True for a sensor_msgs/CompressedImage (``format`` field, no ``encoding``)."""
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
+
+
+def msg_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage → (H, W, 3) uint8 RGB (ImageError when unusable)."""
+    return compressed_to_rgb(msg) if is_compressed(msg) else imgmsg_to_rgb(msg)
 
 
 def rgb_to_imgmsg(image: np.ndarray, header=None, encoding: str = "rgb8"):

@@ -4,6 +4,10 @@ Boxes: RegionOfInterest (x_offset, y_offset, width, height) ↔ (x1, y1, x2, y2)
 Masks travel as mono8 (non-zero = inside), either frame-sized or box-sized; incoming masks are
 kept at their size here and placed into the frame by ``gar_ros.pipeline.regions`` once the frame
 is known. Outgoing masks are box-sized crops.
+
+Readers (``*_from_msg``, ``stamp_to_ns``, ``roi_to_box``) are duck-typed and shared with the bag
+evaluator (rosbags dataclasses have the same fields as rclpy messages); importing this module
+does not import rclpy, the writers import the message classes when called.
 """
 from __future__ import annotations
 
@@ -52,7 +56,7 @@ def region_from_msg(msg) -> Region:
     """gar_ros/Region → Region (mask at its own size, bool); RegionError when unreadable."""
     mask = None
     if int(msg.mask.width) > 0 and int(msg.mask.height) > 0:
-        if msg.mask.encoding not in ("mono8", "8UC1"):
+        if str(msg.mask.encoding).lower() not in ("mono8", "8uc1"):
             raise RegionError(f"region {msg.id!r}: mask encoding {msg.mask.encoding!r}, expected mono8")
         try:
             mask = image_array(msg.mask)[..., 0] != 0
