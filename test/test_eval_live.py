@@ -75,8 +75,8 @@ def test_live_replay_records_the_node_outputs(node: str, tmp_path: Path) -> None
     assert {o["id"] for o in descs} <= {"a", "b"} and all(o["latency"] > 0 for o in descs)
     assert sorted(o["id"] for o in answers) == ["q0", "q1", "q2"], answers
     ok = [o for o in answers if o["status"] == "OK"]
-    # the node answers a query whose frame has not been joined yet NOT_FOUND (a race between its
-    # query and image callbacks); every answer that found its frame carries that frame's stamp
+    # a query that arrives before its frame is joined waits for it (pending_timeout); images are best
+    # effort, so a dropped frame's query is NOT_FOUND; every answer that found its frame carries its stamp
     assert ok and {o["stamp"] for o in ok} <= stamps and all(o["latency"] > 0 for o in answers)
     assert all(o["status"] == "NOT_FOUND" and "no frame" in o["message"] for o in answers if o not in ok)
     assert doc["summary"]["frames"] == 3 and doc["summary"]["backend"] == "torch"

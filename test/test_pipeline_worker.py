@@ -239,3 +239,46 @@ def test_restart_while_the_worker_is_still_busy():
     assert _wait(lambda: any(b.stamp == 2 for b in batches))
     assert p.running
     p.stop()
+
+
+def test_stamped_query_waits_for_its_frame_then_times_out():
+    """A query can arrive before its frame (separate topics): it waits up to pending_timeout."""
+    p = Pipeline(RecordingModel(), _cfg(pending_timeout=0.6))
+    p.start()
+    try:
+        _feed(p, 1_000_000_000, "a")
+        early = p.submit_query(QueryRequest("what is <region:b>?", stamp=1_100_000_000, query_id="early"))
+        bad = p.submit_query(QueryRequest("x" * 10_000, stamp=1_100_000_000))
+        assert bad.result(0).answer.status == AnswerStatus.INVALID  # text errors do not wait
+        time.sleep(0.15)
+        assert early.result(0) is None and p.queue_depths()["queries_awaiting_frame"] == 1
+        p.add_regions(RegionSet(1_100_000_000, [Region("b", box=(2, 2, 20, 20))], "cam"))  # regions first
+        assert early.result(0) is None
+        p.add_frame(Frame(make_image(), 1_100_000_000, "cam"))
+        r = early.result(2)
+        assert r is not None and r.answer.status == AnswerStatus.OK and r.frame_stamp == 1_100_000_000
+        assert r.answer.region_ids == ["b"]
+
+        t0 = time.monotonic()
+        never = p.submit_query(QueryRequest("what is <region:a>?", stamp=1_500_000_000)).result(3)
+        waited = time.monotonic() - t0
+        assert never is not None and never.answer.status == AnswerStatus.NOT_FOUND
+        assert "1500000000" in never.answer.message and "0.6 s" in never.answer.message
+        assert 0.5 <= waited < 2.0
+        # a stamp older than the store keeps pending region sets: its frame is gone, no wait
+        t0 = time.monotonic()
+        old = p.submit_query(QueryRequest("what is <region:a>?", stamp=5)).result(1)
+        assert old.answer.status == AnswerStatus.NOT_FOUND and time.monotonic() - t0 < 0.3
+        assert p.queue_depths()["queries_awaiting_frame"] == 0
+    finally:
+        p.stop()
+
+
+def test_waiting_query_answered_error_on_stop():
+    p = Pipeline(RecordingModel(), _cfg(pending_timeout=5.0))
+    p.start()
+    ticket = p.submit_query(QueryRequest("what is <region:a>?", stamp=7))
+    assert ticket.result(0.1) is None
+    assert p.stop()
+    r = ticket.result(0)
+    assert r.answer.status == AnswerStatus.ERROR and "stopped" in r.answer.message

@@ -5,6 +5,8 @@ Two modes share all logic:
   only store and enqueue. Frames are latest-wins (one slot; a replaced frame is counted in
   ``frames_dropped``), frames older than ``max_frame_age`` are dropped (``frames_stale``), queries wait
   in a bounded queue (full → BUSY) and run before descriptions, also between chunks of one frame.
+  A query stamped with a frame that is not joined yet (it came before its image or regions) waits
+  for that join up to ``pending_timeout`` s, then is NOT_FOUND.
 - synchronous (``synchronous=True``): every call runs to completion on the caller's thread, nothing is
   dropped, results only depend on the inputs (the bag evaluator's deterministic mode).
 
@@ -85,6 +87,8 @@ class Pipeline:
         self.policy = self._make_policy()
         self._frame_slot: JoinedFrame | None = None
         self._queries: deque[QueryTicket] = deque()
+        #: queries whose stamped frame has not been joined yet: (deadline, ticket)
+        self._awaiting: list[tuple[float, QueryTicket]] = []
         self._thread: threading.Thread | None = None
         self._stop = False
         self._busy = False
@@ -199,8 +203,9 @@ class Pipeline:
         """Stop the worker; queued queries are answered ERROR. True when it ended within ``timeout``."""
         with self._lock:
             self._stop = True
-            pending = list(self._queries)
+            pending = list(self._queries) + [t for _, t in self._awaiting]
             self._queries.clear()
+            self._awaiting.clear()
             self._frame_slot = None
             self._wake.notify_all()
         for ticket in pending:
@@ -245,10 +250,12 @@ class Pipeline:
         self._handle(events)
 
     def expire(self) -> None:
-        """Count region sets that waited too long for their frame (the node calls this periodically)."""
+        """Count region sets that waited too long for their frame and answer queries that waited too
+        long for theirs (the node calls this periodically; the worker does too)."""
         with self._lock:
             expired = self.store.expire(self.clock())
         self._handle(StoreEvents(unmatched_regions=expired or None))
+        self._expire_awaiting()
 
     def _handle(self, events: StoreEvents) -> None:
         if events.frames_without_regions:
@@ -273,6 +280,7 @@ class Pipeline:
                 self._last_stamp = max(stamp, self._last_stamp)
         for problem in joined.problems:
             self.stats.problem("regions_rejected", problem)
+        self._release_awaiting()
         if self.config.context_frames > 0:
             with self._lock:
                 self._context_inbox.append(joined)
@@ -296,14 +304,58 @@ class Pipeline:
             if not request.query_id:
                 request.query_id = f"q{self._query_seq}"
             joined = self.store.joined_at(int(request.stamp))
+            if joined is None and self._may_await(request):
+                error = self._check_text(request)
+                if error is None:
+                    # its frame (or that frame's regions) may still be on the way: wait for the join
+                    self._awaiting.append((now + self.config.pending_timeout, ticket))
+                    self._wake.notify_all()
+                    return ticket
+        self._dispatch(ticket, joined)
+        return ticket
+
+    def _may_await(self, request: QueryRequest) -> bool:
+        """A stamped query may wait for its frame: the worker runs, waiting is allowed, and the stamp
+        is not older than the store keeps pending region sets (then its frame is gone). Lock held."""
+        stamp = int(request.stamp)
+        if stamp == 0 or self.synchronous or self._stop or self.config.pending_timeout <= 0:
+            return False
+        return not self._last_stamp or stamp >= self._last_stamp - self.store.pending_window_ns
+
+    def _release_awaiting(self) -> None:
+        """Dispatch the waiting queries whose frame is now joined."""
+        with self._lock:
+            ready = []
+            for item in list(self._awaiting):
+                joined = self.store.joined_at(int(item[1].request.stamp))
+                if joined is not None:
+                    self._awaiting.remove(item)
+                    ready.append((item[1], joined))
+        for ticket, joined in ready:
+            self._dispatch(ticket, joined)
+
+    def _expire_awaiting(self) -> None:
+        """Answer NOT_FOUND the waiting queries whose frame did not come within ``pending_timeout``."""
+        now = self.clock()
+        with self._lock:
+            due = [t for deadline, t in self._awaiting if deadline <= now]
+            self._awaiting = [(d, t) for d, t in self._awaiting if d > now]
+        for ticket in due:
+            self._finish(ticket, None, Answer(AnswerStatus.NOT_FOUND, message=(
+                f"no frame with regions at stamp {ticket.request.stamp} arrived within "
+                f"{self.config.pending_timeout:g} s (pending_timeout)")))
+
+    def _dispatch(self, ticket: QueryTicket, joined: JoinedFrame | None) -> None:
+        """Precheck a query against its frame, then run it (synchronous) or queue it for the worker."""
+        request = ticket.request
         error = self._precheck(request, joined)
         if error is not None:
             self._finish(ticket, joined, error)
-            return ticket
+            return
         ticket.joined = joined  # type: ignore[attr-defined]
         if self.synchronous:
             self._run_query(ticket)
-            return ticket
+            return
         with self._lock:
             if self._stop or len(self._queries) >= max(0, self.config.query_queue_size):
                 full = True
@@ -321,7 +373,6 @@ class Pipeline:
                     message=f"query queue full ({self.config.query_queue_size} waiting); retry later",
                 ),
             )
-        return ticket
 
     def ask(self, request: QueryRequest, timeout: float | None = None) -> QueryResult | None:
         """Submit and wait (None when ``timeout`` passes; the query is then cancelled)."""
@@ -331,13 +382,20 @@ class Pipeline:
             ticket.cancel()
         return result
 
-    def _precheck(self, request: QueryRequest, joined: JoinedFrame | None) -> Answer | None:
-        """Statuses decidable without the model: INVALID text, NOT_FOUND frame or ids, too many ids."""
+    def _check_text(self, request: QueryRequest) -> Answer | None:
+        """INVALID when the question text is unusable (too long, empty, ...)."""
         try:
             clean_text(request.question, self.config.max_question_chars)
         except QueryError as err:
             self.stats.problem("queries_invalid", str(err))
             return Answer(AnswerStatus.INVALID, message=str(err))
+        return None
+
+    def _precheck(self, request: QueryRequest, joined: JoinedFrame | None) -> Answer | None:
+        """Statuses decidable without the model: INVALID text, NOT_FOUND frame or ids, too many ids."""
+        error = self._check_text(request)
+        if error is not None:
+            return error
         if joined is None:
             what = "no frame with regions received yet" if request.stamp == 0 else (
                 f"no frame with regions at stamp {request.stamp}"
@@ -516,9 +574,12 @@ class Pipeline:
 
     def _run(self) -> None:
         while True:
+            self._expire_awaiting()
             with self._lock:
                 while not self._stop and not self._queries and self._frame_slot is None:
-                    self._wake.wait(0.5)
+                    self._wake.wait(self._wait_time())
+                    if self._awaiting and min(d for d, _ in self._awaiting) <= self.clock():
+                        break
                 if self._stop:
                     return
                 ticket = self._queries.popleft() if self._queries else None
@@ -542,11 +603,18 @@ class Pipeline:
             finally:
                 self._busy = False
 
+    def _wait_time(self) -> float:
+        """Seconds the idle worker sleeps: 0.5, less when a waiting query's deadline comes first."""
+        if not self._awaiting:
+            return 0.5
+        return min(0.5, max(0.001, min(d for d, _ in self._awaiting) - self.clock()))
+
     # ------------------------------------------------------------- status
     def queue_depths(self) -> dict[str, int]:
         with self._lock:
             return {
                 "queries": len(self._queries),
+                "queries_awaiting_frame": len(self._awaiting),
                 "frames": int(self._frame_slot is not None),
                 "buffered_frames": self.store.frame_count,
                 "pending_region_sets": self.store.pending_count,
