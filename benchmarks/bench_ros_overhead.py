@@ -141,35 +141,19 @@ def bench_overhead(width: int, height: int, n: int, rows: list[tuple[str, str, f
 
 def bench_end_to_end(model_path: str, width: int, height: int, n: int, max_new_tokens: int,
                      rows: list[tuple[str, str, float, float]]) -> None:
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
 
     from gar_ros.msg import RegionArray, RegionDescriptionArray
-    from gar_ros.ros.images import rgb_to_imgmsg
-    from gar_ros.ros.node import GarNode, autostart
-    from gar_ros.ros.regions import ns_to_stamp, region_to_msg
+    from gar_ros.ros.local import frame_messages, local_node
 
     image, regions = _scene(width, height, n_regions=2)
-    context = rclpy.Context()
-    rclpy.init(context=context, args=[])
-    params = [Parameter("model_path", value=model_path), Parameter("max_new_tokens", value=max_new_tokens),
-              Parameter("redescribe_period", value=0.001), Parameter("input_reliability", value="reliable"),
-              Parameter("max_frame_age", value=0.0)]
-    node = GarNode("gar_node_bench", context=context, parameter_overrides=params)
-    client = Node("bench_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
-    executor.add_node(node)
-    executor.add_node(client)
-    if not autostart(node):
-        raise SystemExit("gar_node did not start")
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
+    params = {"model_path": model_path, "max_new_tokens": max_new_tokens, "redescribe_period": 0.001,
+              "input_reliability": "reliable", "max_frame_age": 0.0}
+    with local_node("gar_node_bench", params=params, client_name="bench_client", close_timeout=2.0) as ln:
+        node, client = ln.node, ln.client
+        if not ln.active:
+            raise SystemExit("gar_node did not start")
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         got: list = []
         done = threading.Event()
@@ -188,11 +172,11 @@ def bench_end_to_end(model_path: str, width: int, height: int, n: int, max_new_t
         e2e, model, rest = [], [], []
         for k in range(n + 1):
             stamp = (k + 1) * 1_000_000_000
-            header = Header(stamp=ns_to_stamp(stamp), frame_id="cam")
             done.clear()
             t0 = time.perf_counter()
-            pub.publish(rgb_to_imgmsg(image, header))
-            pub_r.publish(RegionArray(header=header, regions=[region_to_msg(r) for r in regions]))
+            image_msg, regions_msg = frame_messages(image, regions, stamp, "cam")
+            pub.publish(image_msg)
+            pub_r.publish(regions_msg)
             if not done.wait(120):
                 raise SystemExit("no descriptions arrived")
             t1, msg = got[-1]
@@ -205,12 +189,6 @@ def bench_end_to_end(model_path: str, width: int, height: int, n: int, max_new_t
         rows.append((size, f"end to end (2 regions, {max_new_tokens} tokens)", *_stats(e2e)))
         rows.append((size, "  of which model", *_stats(model)))
         rows.append((size, "  of which ROS + pipeline", *_stats(rest)))
-    finally:
-        node.close(timeout=2.0)
-        executor.shutdown(timeout_sec=1)
-        node.destroy_node()
-        client.destroy_node()
-        rclpy.try_shutdown(context=context)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -103,44 +102,29 @@ def _relational_question(regions: list[Region]) -> str:
 
 
 def run(model_path: str | None, max_new_tokens: int, timeout: float) -> int:
-    import rclpy
     from rclpy.action import ActionClient
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Header
 
     from gar_ros.action import Ask as AskAction
     from gar_ros.msg import RegionArray, RegionDescriptionArray
-    from gar_ros.ros.images import rgb_to_imgmsg
-    from gar_ros.ros.node import GarNode, autostart
-    from gar_ros.ros.regions import ns_to_stamp, region_to_msg
+    from gar_ros.ros.local import frame_messages, local_node
+    from gar_ros.ros.regions import ns_to_stamp
     from gar_ros.srv import Ask
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     frames = demo_frames()
     with tempfile.TemporaryDirectory(prefix="gar_demo_") as tmp:
         model = model_path or _default_model(Path(tmp))
-        context = rclpy.Context()
-        rclpy.init(context=context, args=[])
-        params = [Parameter("model_path", value=model), Parameter("max_new_tokens", value=max_new_tokens),
-                  Parameter("query_max_new_tokens", value=max_new_tokens),
-                  Parameter("input_reliability", value="reliable")]
-        node = GarNode("gar_node", namespace=NS, context=context, parameter_overrides=params)
-        client = Node("gar_demo_client", namespace=NS, context=context)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
-        executor.add_node(node)
-        executor.add_node(client)
+        params = {"model_path": model, "max_new_tokens": max_new_tokens, "query_max_new_tokens": max_new_tokens,
+                  "input_reliability": "reliable"}
         t0 = time.monotonic()
-        if not autostart(node):
-            print("gar_node did not start (see the log above)", file=sys.stderr)
-            return 1
-        print(f"gar_node active on model {node.model_name!r} ({time.monotonic() - t0:.1f} s)")
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        try:
+        with local_node("gar_node", params=params, namespace=NS, client_name="gar_demo_client") as ln:
+            node, client = ln.node, ln.client
+            if not ln.active:
+                print("gar_node did not start (see the log above)", file=sys.stderr)
+                return 1
+            print(f"gar_node active on model {node.model_name!r} ({time.monotonic() - t0:.1f} s)")
             reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
             got: list = []
             client.create_subscription(RegionDescriptionArray, f"/{NS}/gar_node/descriptions", got.append, reliable)
@@ -154,9 +138,10 @@ def run(model_path: str | None, max_new_tokens: int, timeout: float) -> int:
             for k, (name, image, regions) in enumerate(frames):
                 stamp = time.time_ns()
                 stamps[name] = stamp
-                header = Header(stamp=ns_to_stamp(stamp), frame_id="demo_camera")
-                pub_image.publish(rgb_to_imgmsg(image, header))
-                pub_regions.publish(RegionArray(header=header, regions=[region_to_msg(r) for r in regions]))
+                image_msg, regions_msg = frame_messages(image, regions, stamp, "demo_camera")
+                header = image_msg.header
+                pub_image.publish(image_msg)
+                pub_regions.publish(regions_msg)
                 if not _wait(lambda: any(m.header.stamp == header.stamp for m in got), timeout):
                     print(f"no descriptions for {name}", file=sys.stderr)
                     return 1
@@ -206,12 +191,6 @@ def run(model_path: str | None, max_new_tokens: int, timeout: float) -> int:
                   f"{STATUS.get(res.status, res.status)} regions {list(res.region_ids)}: {res.answer or res.message}")
             action.destroy()
             return 0
-        finally:
-            node.close(timeout=1.0)
-            executor.shutdown(timeout_sec=1.0)
-            node.destroy_node()
-            client.destroy_node()
-            rclpy.try_shutdown(context=context)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,20 +3,17 @@ waiting for messages, and synthetic frames/regions as messages (real rclpy, loca
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from gar_ros.ros.images import array_to_imgmsg
-from gar_ros.ros.regions import ns_to_stamp, region_to_msg
+from gar_ros.ros.local import header_msg, local_node
+from gar_ros.ros.regions import regionarray_to_msg
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -60,36 +57,11 @@ class Harness:
 @contextmanager
 def spin_node(model=None, params: dict | None = None, name: str = "gar_node", autostart: bool = True):
     """Yield a Harness with an in-process GarNode (``model`` injected) and a client node."""
-    from gar_ros.ros.node import GarNode
-    from gar_ros.ros.node import autostart as do_autostart
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    overrides = [Parameter(k, value=v) for k, v in (params or {}).items()]
-    node = GarNode(name, model=model, context=context, parameter_overrides=overrides)
-    client = Node("gar_test_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
-    executor.add_node(node)
-    executor.add_node(client)
-    if autostart:
-        do_autostart(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
-        yield Harness(context, node, client)
-    finally:
-        node.close(timeout=1.0)
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        client.destroy_node()
-        rclpy.try_shutdown(context=context)
-        thread.join(2.0)
+    with local_node(name, model=model, params=params, client_name="gar_test_client", autostart=autostart) as ln:
+        yield Harness(ln.context, ln.node, ln.client)
 
 
-def header(stamp_ns: int, frame_id: str = "cam"):
-    from std_msgs.msg import Header
-
-    return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
+header = header_msg
 
 
 def image_msg(image: np.ndarray, stamp_ns: int, frame_id: str = "cam", encoding: str = "rgb8"):
@@ -100,6 +72,4 @@ def image_msg(image: np.ndarray, stamp_ns: int, frame_id: str = "cam", encoding:
 
 
 def regions_msg(regions, stamp_ns: int, frame_id: str = "cam"):
-    from gar_ros.msg import RegionArray
-
-    return RegionArray(header=header(stamp_ns, frame_id), regions=[region_to_msg(r) for r in regions])
+    return regionarray_to_msg(list(regions), header(stamp_ns, frame_id))

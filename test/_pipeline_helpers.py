@@ -8,6 +8,9 @@ for model output. Tests of real descriptions and answers use the tiny GAR checkp
 from __future__ import annotations
 
 import os
+import selectors
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,6 +92,43 @@ def ros_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def start_node_process(name: str, params: dict[str, object]) -> subprocess.Popen:
+    """``python -m gar_ros.ros.node --ros-args -r __node:=NAME -p k:=v ...`` in this test's DDS domain;
+    stdout and stderr merged into ``proc.stdout`` (text)."""
+    cmd = [sys.executable, "-m", "gar_ros.ros.node", "--ros-args", "-r", f"__node:={name}"]
+    for key, value in params.items():
+        cmd += ["-p", f"{key}:={value}"]
+    return subprocess.Popen(cmd, cwd="/", env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def read_until(proc: subprocess.Popen, needle: str, timeout: float) -> str:
+    """The process's output lines until one holds ``needle``, it ends, or ``timeout`` s pass."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    out = ""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and needle not in out:
+        if sel.select(timeout=0.2):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out += line
+    return out
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 _TINY: dict[str, Path] = {}

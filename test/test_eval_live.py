@@ -3,32 +3,15 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from _eval_helpers import STEP, T0, write_clean_bag
+from _pipeline_helpers import read_until, start_node_process, stop_process
 from gar_ros.cli import main
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-def _read_until(proc: subprocess.Popen, needle: str, timeout: float) -> str:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    out = ""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and needle not in out:
-        if sel.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out += line
-    return out
 
 
 @pytest.fixture()
@@ -40,24 +23,16 @@ def node(tmp_path: Path):
 
     ckpt = make_tiny(tmp_path / "tiny_gar", 2)
     name = f"gar_eval_live_{os.getpid()}"
-    cmd = [sys.executable, "-m", "gar_ros.ros.node", "--ros-args", "-r", f"__node:={name}",
-           "-p", f"model_path:={ckpt}", "-p", "max_new_tokens:=4", "-p", "query_max_new_tokens:=4",
-           "-p", "redescribe_period:=0.001", "-p", "max_frame_age:=0.0",
-           "-p", "image_topic:=/eval_live/image", "-p", "regions_topic:=/eval_live/regions"]
-    proc = subprocess.Popen(cmd, cwd="/", env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = start_node_process(name, {
+        "model_path": ckpt, "max_new_tokens": 4, "query_max_new_tokens": 4, "redescribe_period": 0.001,
+        "max_frame_age": 0.0, "image_topic": "/eval_live/image", "regions_topic": "/eval_live/regions"})
     try:
-        log = _read_until(proc, "active:", 120)
+        log = read_until(proc, "active:", 120)
         if "active:" not in log:
             pytest.fail(f"gar_node did not become active:\n{log}")
         yield name
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def test_live_replay_records_the_node_outputs(node: str, tmp_path: Path) -> None:

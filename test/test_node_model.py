@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,7 @@ from gar_ros.ros.regions import ns_to_stamp  # noqa: E402
 from gar_ros.types import Region  # noqa: E402
 
 from _node_helpers import image_msg, regions_msg, spin_node, wait_for  # noqa: E402
-from _pipeline_helpers import model_available, ros_env, tiny_checkpoint  # noqa: E402
+from _pipeline_helpers import model_available, read_until, start_node_process, tiny_checkpoint  # noqa: E402
 
 pytestmark = [
     pytest.mark.ros,
@@ -89,22 +87,6 @@ def test_node_loads_model_and_answers(checkpoint):
         act.destroy()
 
 
-def _read_until(proc: subprocess.Popen, needle: str, timeout: float) -> str:
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    out = ""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and needle not in out:
-        if sel.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out += line
-    return out
-
-
 @pytest.mark.slow
 def test_subprocess_node_and_sigint_shutdown_with_description_in_flight(checkpoint):
     import rclpy
@@ -112,11 +94,9 @@ def test_subprocess_node_and_sigint_shutdown_with_description_in_flight(checkpoi
 
     from gar_ros.srv import Ask
 
-    cmd = [sys.executable, "-m", "gar_ros.ros.node", "--ros-args", "-r", "__node:=gar_node_sub",
-           "-p", f"model_path:={checkpoint}", "-p", "max_new_tokens:=4", "-p", "describe_chunk:=64",
-           "-p", "max_regions_per_frame:=64", "-p", "query_grounding:=false"]
-    proc = subprocess.Popen(cmd, cwd="/", env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = start_node_process("gar_node_sub", {
+        "model_path": checkpoint, "max_new_tokens": 4, "describe_chunk": 64, "max_regions_per_frame": 64,
+        "query_grounding": "false"})
     context = rclpy.Context()
     rclpy.init(context=context)
     client = Node("sub_test_client", context=context)
@@ -125,7 +105,7 @@ def test_subprocess_node_and_sigint_shutdown_with_description_in_flight(checkpoi
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(client)
     try:
-        log = _read_until(proc, "active:", 120)
+        log = read_until(proc, "active:", 120)
         assert "active:" in log, log
         got: list = []
         client.create_subscription(RegionDescriptionArray, "/gar_node_sub/descriptions", got.append, 10)

@@ -173,21 +173,26 @@ def test_query_topic_answers_on_answers_topic(harness):
     assert a.status == Answer.OK and list(a.region_ids) == ["7"] and a.question == "what is <region:7>?"
 
 
-def test_action_feedback_and_result(harness):
+def _send_goal(h, question: str):
+    """An Ask goal sent to ~/ask_stream: (action client, goal handle, the feedback texts so far)."""
     from rclpy.action import ActionClient
 
     from gar_ros.action import Ask as AskAction
 
+    client = ActionClient(h.client, AskAction, "/gar_node/ask_stream")
+    assert client.wait_for_server(timeout_sec=10)
+    feedback: list[str] = []
+    fut = client.send_goal_async(AskAction.Goal(question=question),
+                                 feedback_callback=lambda fb: feedback.append(fb.feedback.text))
+    assert wait_for(fut.done, 10)
+    return client, fut.result(), feedback
+
+
+def test_action_feedback_and_result(harness):
     h = harness
     _send(h, 5_000_000_000)
     assert wait_for(lambda: any(m.header.stamp == ns_to_stamp(5_000_000_000) for m in h.descriptions))
-    client = ActionClient(h.client, AskAction, "/gar_node/ask_stream")
-    assert client.wait_for_server(timeout_sec=10)
-    feedback = []
-    fut = client.send_goal_async(AskAction.Goal(question="describe <region:cup_3>"),
-                                 feedback_callback=lambda fb: feedback.append(fb.feedback.text))
-    assert wait_for(fut.done, 10)
-    goal = fut.result()
+    client, goal, feedback = _send_goal(h, "describe <region:cup_3>")
     assert goal.accepted
     res_fut = goal.get_result_async()
     assert wait_for(res_fut.done, 10)
@@ -200,22 +205,13 @@ def test_action_feedback_and_result(harness):
 
 def test_action_cancel(harness):
     from action_msgs.msg import GoalStatus
-    from rclpy.action import ActionClient
-
-    from gar_ros.action import Ask as AskAction
 
     h = harness
     _send(h, 6_000_000_000)
     assert wait_for(lambda: any(m.header.stamp == ns_to_stamp(6_000_000_000) for m in h.descriptions))
     h.model.delay = 1.5  # slow answers: 0.5 s per streamed word
     try:
-        client = ActionClient(h.client, AskAction, "/gar_node/ask_stream")
-        assert client.wait_for_server(timeout_sec=10)
-        feedback = []
-        fut = client.send_goal_async(AskAction.Goal(question="describe <region:7>"),
-                                     feedback_callback=lambda fb: feedback.append(fb.feedback.text))
-        assert wait_for(fut.done, 10)
-        goal = fut.result()
+        client, goal, feedback = _send_goal(h, "describe <region:7>")
         assert wait_for(lambda: len(feedback) >= 1, 10)
         cancel = goal.cancel_goal_async()
         assert wait_for(cancel.done, 5)

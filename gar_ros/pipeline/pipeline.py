@@ -227,25 +227,22 @@ class Pipeline:
     # ------------------------------------------------------------- input
     def add_frame(self, frame: Frame) -> None:
         """A camera frame (image (H, W, 3) uint8 RGB)."""
-        now = self.clock()
-        if not frame.received:
-            frame.received = now
-        self.stats.count("frames_received")
-        t0 = time.perf_counter()
-        with self._lock:
-            events = self.store.add_frame(frame, now=None if self.synchronous else now)
-        self.stats.time("sync", time.perf_counter() - t0)
-        self._handle(events)
+        self._add(frame, "frames_received", self.store.add_frame)
 
     def add_regions(self, regions: RegionSet) -> None:
         """The regions of a frame (joined to it by stamp)."""
+        self._add(regions, "region_sets_received", self.store.add_regions)
+
+    def _add(self, item: Frame | RegionSet, counter: str,
+             store_add: Callable[..., StoreEvents]) -> None:
+        """Stamp ``item`` with its receipt time, put it in the store, act on the join it completes."""
         now = self.clock()
-        if not regions.received:
-            regions.received = now
-        self.stats.count("region_sets_received")
+        if not item.received:
+            item.received = now
+        self.stats.count(counter)
         t0 = time.perf_counter()
         with self._lock:
-            events = self.store.add_regions(regions, now=None if self.synchronous else now)
+            events = store_add(item, now=None if self.synchronous else now)
         self.stats.time("sync", time.perf_counter() - t0)
         self._handle(events)
 

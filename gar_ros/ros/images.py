@@ -178,15 +178,7 @@ def rgb_to_imgmsg(image: np.ndarray, header=None, encoding: str = "rgb8"):
         image = image[..., ::-1]
     elif encoding != "rgb8":
         raise ImageError(f"cannot encode {encoding!r}")
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = int(image.shape[1] * 3)
-    msg.data = np.ascontiguousarray(image).tobytes()
-    return msg
+    return array_to_imgmsg(image, encoding, header)
 
 
 def array_to_imgmsg(arr: np.ndarray, encoding: str, header=None):

@@ -41,7 +41,7 @@ from gar_ros.pipeline.frames import DescriptionBatch, QueryResult
 from gar_ros.pipeline.models import load_model
 from gar_ros.ros import diagnostics
 from gar_ros.ros.debug_image import annotate
-from gar_ros.ros.images import compressed_to_rgb, imgmsg_to_rgb, rgb_to_imgmsg, using_cv_bridge
+from gar_ros.ros.images import msg_to_rgb, rgb_to_imgmsg, using_cv_bridge
 from gar_ros.ros.params import PARAMS, PIPELINE, descriptor
 from gar_ros.ros.regions import (
     descriptions_to_msg,
@@ -194,7 +194,7 @@ class GarNode(LifecycleNode):
         ents = [self.pub_descriptions, self.pub_answers, self.pub_debug, self.pub_diag]
         if self.param("use_compressed"):
             ents.append(self.create_subscription(
-                CompressedImage, image_topic.rstrip("/") + "/compressed", self._on_compressed, qos,
+                CompressedImage, image_topic.rstrip("/") + "/compressed", self._on_image, qos,
                 callback_group=self._cb_inputs))
         else:
             ents.append(self.create_subscription(Image, image_topic, self._on_image, qos,
@@ -284,34 +284,21 @@ class GarNode(LifecycleNode):
         return self._release(timeout)
 
     # ------------------------------------------------------------------ inputs
-    def _add_frame(self, rgb, header, t0: float) -> None:
+    def _on_image(self, msg) -> None:
+        """sensor_msgs/Image or CompressedImage → a pipeline frame (bad images counted and logged)."""
+        if not self.active:
+            return
+        t0 = time.perf_counter()
+        try:
+            rgb = msg_to_rgb(msg)
+        except ImageError as err:
+            self.bad_input("bad_images", f"image at {stamp_to_ns(msg.header.stamp)}: {err}")
+            return
         pipeline = self.pipeline
         if pipeline is None:
             return
         pipeline.stats.time("convert", time.perf_counter() - t0)
-        pipeline.add_frame(Frame(rgb, stamp_to_ns(header.stamp), str(header.frame_id)))
-
-    def _on_image(self, msg) -> None:
-        if not self.active:
-            return
-        t0 = time.perf_counter()
-        try:
-            rgb = imgmsg_to_rgb(msg)
-        except ImageError as err:
-            self.bad_input("bad_images", f"image at {stamp_to_ns(msg.header.stamp)}: {err}")
-            return
-        self._add_frame(rgb, msg.header, t0)
-
-    def _on_compressed(self, msg) -> None:
-        if not self.active:
-            return
-        t0 = time.perf_counter()
-        try:
-            rgb = compressed_to_rgb(msg)
-        except ImageError as err:
-            self.bad_input("bad_images", f"image at {stamp_to_ns(msg.header.stamp)}: {err}")
-            return
-        self._add_frame(rgb, msg.header, t0)
+        pipeline.add_frame(Frame(rgb, stamp_to_ns(msg.header.stamp), str(msg.header.frame_id)))
 
     def _on_regions(self, msg) -> None:
         if not self.active or self.pipeline is None:
