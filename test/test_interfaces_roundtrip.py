@@ -60,22 +60,30 @@ SAMPLES = {
 
 
 @pytest.fixture(scope="module")
-def nodes():
+def ros():
+    """(context, spinning executor) shared by the tests of this module."""
     context = rclpy.Context()
     rclpy.init(context=context)
-    server = Node("iface_server", context=context)
-    client = Node("iface_client", context=context)
     executor = MultiThreadedExecutor(num_threads=3, context=context)
-    executor.add_node(server)
-    executor.add_node(client)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
-    yield server, client
+    yield context, executor
     executor.shutdown(timeout_sec=1.0)
-    server.destroy_node()
-    client.destroy_node()
     rclpy.try_shutdown(context=context)
     thread.join(2.0)
+
+
+@pytest.fixture(scope="module")
+def nodes(ros):
+    context, executor = ros
+    server = Node("iface_server", context=context)
+    client = Node("iface_client", context=context)
+    executor.add_node(server)
+    executor.add_node(client)
+    yield server, client
+    for node in (server, client):
+        executor.remove_node(node)
+        node.destroy_node()
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
@@ -127,10 +135,15 @@ def test_service_round_trip(nodes):
     server.destroy_service(srv)
 
 
-def test_action_round_trip_with_feedback_and_cancel(nodes):
+def test_action_round_trip_with_feedback_and_cancel(ros):
     import time
 
-    server, client = nodes
+    # rclpy's ActionClient/ActionServer are not safe to create on a node that an executor is
+    # already spinning (their waitables can be polled half-built): make them on fresh nodes,
+    # then hand the nodes to the executor.
+    context, executor = ros
+    server = Node("iface_action_server", context=context)
+    client = Node("iface_action_client", context=context)
 
     def execute(goal_handle):
         words = goal_handle.request.question.split()
@@ -153,6 +166,8 @@ def test_action_round_trip_with_feedback_and_cancel(nodes):
                        cancel_callback=lambda gh: CancelResponse.ACCEPT,
                        callback_group=ReentrantCallbackGroup())
     cli = ActionClient(client, AskAction, "/iface_test/ask_stream")
+    executor.add_node(server)
+    executor.add_node(client)
     assert cli.wait_for_server(timeout_sec=10)
     feedback: list[str] = []
     goal = AskAction.Goal(question="a b c", region_ids=["r"], stamp=Time(sec=1), max_new_tokens=9)
@@ -178,5 +193,9 @@ def test_action_round_trip_with_feedback_and_cancel(nodes):
 
     assert res.result().status == GoalStatus.STATUS_CANCELED
     assert res.result().result.message == "cancelled"
+    for node in (server, client):
+        executor.remove_node(node)
     cli.destroy()
     act.destroy()
+    server.destroy_node()
+    client.destroy_node()
