@@ -93,19 +93,17 @@ def _choice_chance(sample: TaskSample) -> float:
 @contextlib.contextmanager
 def region_pathway_disabled(model: Any) -> Iterator[None]:
     """Zero the mask patch embedding and skip RoI replay inside the block (restored after)."""
-    import gar_ros.model.api as api
-
     weight = model.torch_model.mask_patch_embedding.weight
     saved = weight.detach().clone()
-    original = api.image_replays
+    replay = model.replay_enabled
     with torch.no_grad():
         weight.zero_()
-    api.image_replays = lambda *a, **k: []
+    model.replay_enabled = False
     model.clear_cache()
     try:
         yield
     finally:
-        api.image_replays = original
+        model.replay_enabled = replay
         with torch.no_grad():
             weight.copy_(saved)
         model.clear_cache()
