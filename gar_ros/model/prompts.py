@@ -26,7 +26,7 @@ plain text; only the ``<PromptK>`` references that the caller allows become prom
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,14 +175,22 @@ class PromptBuilder:
         out = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)
         return list(out["input_ids"])
 
-    def describe_pieces(self, index: int = DESCRIBE_PROMPT_INDEX) -> list[str | list[int]]:
+    def describe_pieces(
+        self, index: int = DESCRIBE_PROMPT_INDEX, crop: Callable[[int], list[int]] | None = None
+    ) -> list[str | list[int]]:
+        """Single-region description; ``crop(k)`` gives prompt k's crop-token piece (default:
+        ``crop_piece``; the clip prompt passes its per-frame blocks)."""
         p = [self.prompt_token_ids[index]]
-        return [OBJECTS_INTRO, p, ";\n", p, ": ", self.crop_piece(index), DESCRIBE_INSTRUCTION]
+        return [OBJECTS_INTRO, p, ";\n", p, ": ", (crop or self.crop_piece)(index), DESCRIBE_INSTRUCTION]
 
-    def question_pieces(self, indices: Sequence[int], question: str) -> list[str | list[int]]:
+    def question_pieces(
+        self, indices: Sequence[int], question: str, crop: Callable[[int], list[int]] | None = None
+    ) -> list[str | list[int]]:
+        """Multi-region question over prompts ``indices`` (written in ascending order)."""
         order = sorted(set(indices))
         if not isinstance(question, str) or not question.strip():
             raise QueryError("question is empty")
+        crop = crop or self.crop_piece
         pieces: list[str | list[int]] = []
         if order:
             pieces.append(OBJECTS_INTRO)
@@ -190,7 +198,7 @@ class PromptBuilder:
                 pieces += [[self.prompt_token_ids[k]], "; "]
             pieces.append("\n")
             for k in order:
-                pieces += [[self.prompt_token_ids[k]], ": ", self.crop_piece(k), "\n"]
+                pieces += [[self.prompt_token_ids[k]], ": ", crop(k), "\n"]
             pieces.append("\n")
         pieces.append(self.user_text_ids(question.strip(), order))
         return pieces

@@ -69,7 +69,7 @@ from gar_ros.model.processing import (
     preprocess_prompt_map,
     region_mask,
 )
-from gar_ros.model.prompts import DESCRIBE_INSTRUCTION, DESCRIBE_PROMPT_INDEX, OBJECTS_INTRO
+from gar_ros.model.prompts import DESCRIBE_PROMPT_INDEX
 from gar_ros.model.replay import merge_tiles, replay_features
 from gar_ros.types import Answer, AnswerStatus, Box, Region, RegionText
 
@@ -122,28 +122,14 @@ def clip_prompt_ids(
         if len(vis) != 1:
             raise InputError("a clip description is about exactly one region")
         indices = [DESCRIBE_PROMPT_INDEX]
-        p = [builder.prompt_token_ids[DESCRIBE_PROMPT_INDEX]]
-        pieces: list[Any] = [OBJECTS_INTRO, p, ";\n", p, ": ", _blocks(builder, vis[0]), DESCRIBE_INSTRUCTION]
+        pieces: list[Any] = builder.describe_pieces(DESCRIBE_PROMPT_INDEX, crop=lambda _k: _blocks(builder, vis[0]))
     else:
         if len(vis) > builder.prompt_numbers:
             raise TooManyRegionsError(
                 f"{len(vis)} regions in one question; this model takes at most {builder.prompt_numbers}"
             )
-        if not question.strip():
-            from gar_ros.errors import QueryError
-
-            raise QueryError("question is empty")
         indices = list(range(len(vis)))
-        pieces = []
-        if indices:
-            pieces.append(OBJECTS_INTRO)
-            for k in indices:
-                pieces += [[builder.prompt_token_ids[k]], "; "]
-            pieces.append("\n")
-            for k in indices:
-                pieces += [[builder.prompt_token_ids[k]], ": ", _blocks(builder, vis[k]), "\n"]
-            pieces.append("\n")
-        pieces.append(builder.user_text_ids(question.strip(), indices))
+        pieces = builder.question_pieces(indices, question, crop=lambda k: _blocks(builder, vis[k]))
     image_tokens = frames * tokens_per_tile
     ids = builder.build(builder.pieces_ids(pieces), image_tokens)
     return ClipPrompt(ids, frames, indices, vis, image_tokens)
