@@ -11,7 +11,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
+from _model_helpers import random_image, rect_mask  # noqa: F401  (re-exported for the runtime tests)
 
 REPO = Path(__file__).resolve().parents[1]
 _TMP = tempfile.TemporaryDirectory(prefix="gar_runtime_test_")
@@ -55,11 +55,3 @@ def tiny_export() -> Path:
     return out
 
 
-def random_image(h: int = 90, w: int = 140, seed: int = 0) -> np.ndarray:
-    return (np.random.RandomState(seed).rand(h, w, 3) * 255).astype(np.uint8)
-
-
-def rect_mask(h: int, w: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    m = np.zeros((h, w), dtype=bool)
-    m[y0:y1, x0:x1] = True
-    return m
