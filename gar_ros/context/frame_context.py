@@ -196,6 +196,14 @@ class FrameContext:
         )
 
     # -- model calls ----------------------------------------------------------------------------
+    @staticmethod
+    def _single_frame(clip: Sequence[Any]) -> Any:
+        """The newest frame of ``clip`` for the single-image path (its image must still be kept)."""
+        frame = clip[-1]
+        if frame.image is None:
+            raise InputError(f"the image of frame {frame.stamp} is no longer kept")
+        return frame
+
     def _k(self, model: Any) -> int:
         """context_frames, capped at the model's crop slots (``prompt_numbers``, 5 for GAR)."""
         k = int(self.config.context_frames)
@@ -219,10 +227,7 @@ class FrameContext:
         k = self._k(model)
         if k == 0:
             record = self._record(stamp)
-            clip = self.clip(region_ids, stamp=record.stamp, k=0)
-            frame = clip[-1]
-            if frame.image is None:
-                raise InputError(f"the image of frame {frame.stamp} is no longer kept")
+            frame = self._single_frame(self.clip(region_ids, stamp=record.stamp, k=0))
             texts = model.describe(
                 frame.image,
                 [frame.regions[rid] for rid in region_ids],
@@ -252,9 +257,7 @@ class FrameContext:
         k = self._k(model)
         clip = self.clip(region_ids, stamp=stamp, k=k)
         if k == 0:
-            frame = clip[-1]
-            if frame.image is None:
-                raise InputError(f"the image of frame {frame.stamp} is no longer kept")
+            frame = self._single_frame(clip)
             answer = model.ask(
                 frame.image,
                 [frame.regions[rid] for rid in region_ids],
