@@ -141,11 +141,8 @@ def test_relational_questions_through_the_node_service(tiny_model) -> None:
     # Where the ids are right, the answer names the object as well as the model itself does.
     right = [i for i in range(n) if ids_ok[i]]
     assert sum(named[i] for i in right) >= sum(oracle[i] for i in right) - 0.05 * len(right)
-    if sum(named) / n < 0.80:
-        if sum(oracle) / n < 0.80:
-            pytest.xfail(f"named {100 * sum(named) / n:.1f} % < 80 %: the embedded model itself names "
-                         f"only {100 * sum(oracle) / n:.1f} % of these targets right")
-        raise AssertionError(f"named {100 * sum(named) / n:.1f} % < 80 %")
+    assert sum(named) / n >= 0.80, (f"named {100 * sum(named) / n:.1f} % < 80 % (the embedded model "
+                                    f"itself names {100 * sum(oracle) / n:.1f} % of these targets right)")
 
 
 def test_multiple_choice_resolves_geometric_ties(tiny_model) -> None:

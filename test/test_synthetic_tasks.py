@@ -86,10 +86,17 @@ def test_choice_is_reproducible() -> None:
 
 def test_free_and_motion_answers() -> None:
     kinds = collections.Counter()
+    multi = collections.Counter()
     for seed in range(90):
         s = make_free(seed)
         kinds[s.kind] += 1
         label = s.regions[0].label
+        if s.kind in ("colour", "shape", "size", "what_is"):
+            asked = s.meta["asked"]
+            assert f"<Prompt{asked}>" in s.question and 1 <= len(s.regions) <= 4
+            assert all(f"<Prompt{k}>" not in s.question for k in range(5) if k != asked)
+            label = s.regions[asked].label
+            multi[len(s.regions) > 1] += 1
         if s.kind == "colour":
             assert s.answer == label.split()[0]
         elif s.kind == "shape":
@@ -102,6 +109,7 @@ def test_free_and_motion_answers() -> None:
         elif s.kind == "is_left_of":
             assert s.answer == ("yes" if _centre_x(s.regions[0]) < _centre_x(s.regions[1]) else "no")
     assert set(kinds) == {"colour", "shape", "size", "what_is", "describe_with", "is_left_of"}
+    assert multi[True] > 10 and multi[False] > 10  # single- and multi-region attribute questions
     answers = collections.Counter()
     for seed in range(40):
         m = make_motion(seed, n_frames=4)

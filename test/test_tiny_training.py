@@ -13,7 +13,7 @@ from gar_ros.synthetic.tasks import make_describe
 from gar_ros.training.recipe import TinyRecipe
 from gar_ros.training.train import draw_sample, train_tiny
 
-SMOKE = {"steps": 2, "batch_size": 6, "warmup_steps": 1,
+SMOKE = {"steps": 2, "batch_size": 6, "warmup_steps": 1, "data_workers": 0,
          "mixture": {"describe": 1.0, "choice": 1.0, "free": 1.0, "motion": 1.0}}
 
 
@@ -39,6 +39,16 @@ def test_same_seed_same_weights_and_loadable(tmp_path: Path) -> None:
     out = model.describe(sample.image, sample.regions, max_new_tokens=3)
     assert len(out) == 1 and isinstance(out[0].text, str)
     del c
+
+
+def test_background_data_worker_gives_the_same_weights(tmp_path: Path) -> None:
+    """data_workers=1 (the default) generates the same steps in another process."""
+    torch.set_num_threads(1)
+    inline = train_tiny(tmp_path / "inline", TinyRecipe(seed=2, **SMOKE))
+    worker = train_tiny(tmp_path / "worker", TinyRecipe(seed=2, **{**SMOKE, "data_workers": 1}))
+    wa, wb = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("inline", "worker"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert inline["final_loss"] == worker["final_loss"]
 
 
 def test_training_stream_is_seeded_and_mixes_tasks() -> None:

@@ -116,9 +116,5 @@ def test_motion_direction_needs_context() -> None:
     print(f"\nmotion direction accuracy over {2 * SAMPLES} held-out clips (half reversed): "
           f"context_frames={CONTEXT_FRAMES}: {with_context:.1%}, context_frames=0: {without:.1%}")
     assert without <= 0.65  # near chance (0.5): a single frame cannot show the direction
-    if with_context < 0.8:
-        # Known shortfall of the embedded model (see gar_ros/data/tiny_gar/PROVENANCE.md): the
-        # information is in the clip prompt (test above) but the tiny decoder has not learned to
-        # use it. Reported as an expected failure with the measured numbers, not hidden.
-        pytest.xfail(f"embedded model below the 80 % target: {with_context:.1%} with "
-                     f"context_frames={CONTEXT_FRAMES}, {without:.1%} without")
+    assert with_context >= 0.8, (f"below the 80 % target: {with_context:.1%} with "
+                                 f"context_frames={CONTEXT_FRAMES}, {without:.1%} without")

@@ -295,23 +295,28 @@ FREE_KINDS: tuple[str, ...] = ("colour", "shape", "size", "what_is", "describe_w
 
 
 def make_free(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> TaskSample:
-    """A short free question about one or two prompted regions."""
+    """A short free question about one or two prompted regions.
+
+    The attribute questions (colour, shape, size, what is) prompt one region half of the time
+    and 2-4 regions otherwise, asking about a random one of them (``<PromptK>``), so that the
+    answer depends on which crop block the question names."""
     rng = np.random.default_rng([seed, 2])
     scene = generate_scene(seed * SUB_SEEDS, size)
     kind = str(rng.choice(FREE_KINDS))
     obj = scene.objects[int(rng.integers(len(scene.objects)))]
-    if kind == "colour":
-        return TaskSample("free", kind, [scene], [obj.region()],
-                          str(rng.choice(COLOUR_TEMPLATES)), obj.colour, meta={"seed": seed})
-    if kind == "shape":
-        return TaskSample("free", kind, [scene], [obj.region()],
-                          str(rng.choice(SHAPE_TEMPLATES)), obj.shape, meta={"seed": seed})
-    if kind == "size":
-        return TaskSample("free", kind, [scene], [obj.region()],
-                          str(rng.choice(SIZE_TEMPLATES)), obj.size, meta={"seed": seed})
-    if kind == "what_is":
-        return TaskSample("free", kind, [scene], [obj.region()],
-                          str(rng.choice(WHAT_IS_TEMPLATES)), obj.description, meta={"seed": seed})
+    if kind in ("colour", "shape", "size", "what_is"):
+        templates, answer = {
+            "colour": (COLOUR_TEMPLATES, obj.colour), "shape": (SHAPE_TEMPLATES, obj.shape),
+            "size": (SIZE_TEMPLATES, obj.size), "what_is": (WHAT_IS_TEMPLATES, obj.description),
+        }[kind]
+        question = str(rng.choice(templates))
+        others = [o for o in scene.objects if o is not obj]
+        n_more = int(rng.integers(1, min(3, len(others)) + 1)) if others and rng.random() < 0.5 else 0
+        objs = [obj, *[others[int(i)] for i in rng.choice(len(others), size=n_more, replace=False)]]
+        objs = [objs[int(i)] for i in rng.permutation(len(objs))]
+        question = question.replace("<Prompt0>", _prompt(objs.index(obj)))
+        return TaskSample("free", kind, [scene], [o.region() for o in objs], question, answer,
+                          meta={"seed": seed, "asked": objs.index(obj)})
     other = [o for o in scene.objects if o is not obj]
     if kind == "describe_with":
         k = int(rng.integers(1, min(3, len(other)) + 1))

@@ -38,6 +38,7 @@ class EncodedSample:
     grid: tuple[int, int]
     boxes: dict[int, Box]
     region_targets: dict[int, tuple[int, int, float, float, float]] = field(default_factory=dict)
+    kind: str = ""  # the task sample's kind (e.g. "leftmost", "colour")
 
 
 def region_target(label: str, mask: np.ndarray) -> tuple[int, int, float, float, float]:
@@ -79,6 +80,7 @@ def encode_sample(processor: GarProcessor, sample: TaskSample, end_id: int) -> E
         grid=frame.grid,
         boxes=dict(prompt.boxes),
         region_targets={k: region_target(r.label, m) for k, r, m in zip(indices, sample.regions, masks)},
+        kind=sample.kind,
     )
 
 

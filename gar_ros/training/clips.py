@@ -2,8 +2,8 @@
 
 A motion sample's K frames (oldest first, newest always included) become a clip prompt with
 :func:`gar_ros.model.video.prepare_clip` (each frame one tile, its own prompt map, frame k's
-replay in crop slot k), exactly as ``ask_clip`` builds it at inference; the loss comes from
-:func:`gar_ros.model.video.clip_forward`.
+replay in crop slot k), exactly as ``ask_clip`` builds it at inference; the training loss comes
+from :func:`gar_ros.training.objective.step_loss`.
 """
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gar_ros.model.processing import region_mask
 from gar_ros.model.video import ClipInputs, prepare_clip
 from gar_ros.synthetic.tasks import TaskSample
+from gar_ros.training.batches import region_target
 from gar_ros.types import Region
 
 
@@ -26,6 +28,21 @@ class ClipFrameData:
     size: tuple[int, int]
     regions: dict[str, Region]
     features: dict = field(default_factory=dict)
+
+
+@dataclass
+class EncodedClip:
+    """One clip training sequence: the prompt, the answer ids (end id included), the asked
+    region's probe target per crop slot (slot k = k-th given frame, see
+    :func:`gar_ros.training.batches.region_target`) and its direction (0 left, 1 right)."""
+
+    inputs: ClipInputs
+    answer: list[int]
+    frame_targets: dict[int, tuple[int, int, float, float, float]]
+    direction: int
+
+    def __len__(self) -> int:
+        return len(self.inputs.prompt.input_ids) + len(self.answer)
 
 
 def pick_frames(n_frames: int, k: int, rng: np.random.Generator) -> list[int]:
@@ -46,10 +63,15 @@ def clip_frames(sample: TaskSample, indices: Sequence[int]) -> list[ClipFrameDat
 
 
 def encode_motion(model_config, builder, sample: TaskSample, indices: Sequence[int],
-                  tokenizer, end_id: int) -> tuple[ClipInputs, list[int]]:
-    """(clip inputs, answer ids + end id) for one motion sample over the frames ``indices``."""
+                  tokenizer, end_id: int) -> EncodedClip:
+    """The :class:`EncodedClip` of one motion sample over the frames ``indices``."""
     frames = clip_frames(sample, indices)
     region_ids = [r.id for r in sample.clip_regions[-1]]
     inputs = prepare_clip(model_config, builder, frames, region_ids, sample.question)
     answer = list(tokenizer(sample.answer, add_special_tokens=False)["input_ids"]) + [end_id]
-    return inputs, answer
+    targets = {}
+    for slot, k in enumerate(indices):
+        region = sample.clip_regions[k][0]
+        h, w = sample.frames[k].image.shape[:2]
+        targets[slot] = region_target(region.label, region_mask(region, w, h))
+    return EncodedClip(inputs, answer, targets, 0 if sample.answer == "left" else 1)

@@ -1,29 +1,61 @@
-"""Training objective: the model's next-token loss plus an auxiliary region probe.
+"""Training objective: the model's next-token loss plus two auxiliary region probes.
 
-:func:`batch_loss` runs the same computation as ``GarTorchModel.forward`` (vision tower with the
+:func:`step_loss` runs the same computation as ``GarTorchModel.forward`` (vision tower with the
 mask embedding, RoI replay, embedding assembly, Llama decoder; cross entropy on the answer
-tokens) through the model's public pieces, and also returns the replayed tokens of every
-prompted region. A small linear probe (training only, never saved) reads each region's mean
-replay token and predicts its colour, shape, centre and log area: this gives the vision tower
-a direct signal early in training, so that the few CPU minutes go further. The checkpoint holds
-only the GAR network.
+tokens) through the model's public pieces, for image samples and clip samples (the clip prompt
+of :mod:`gar_ros.model.video`) in one decoder call. It also returns two training-only signals
+(small linear probes, never saved; the checkpoint holds only the GAR network):
+
+- the *replay probe* reads each prompted region's mean replay token (decoder input) and
+  predicts the region's colour, shape, centre and log area: a direct signal for the vision
+  tower and the mask embedding;
+- the *reference probe* reads the decoder's hidden state (after layer ``probe_layer``) at every
+  ``<PromptK>`` token of the question text (after the last crop block), and predicts the same
+  attributes of region K (for clips also which way it moved). This teaches the decoder early to
+  gather a region's replayed features at the places where the question names it, the binding
+  that multiple-choice answers ("A. <Prompt1>") and motion questions rely on;
+- the *slot probe* reads the hidden state after layer ``slot_layer`` at every crop token and
+  predicts its crop slot (the prompt index for images, the frame for clips): the replayed tokens
+  replace the crop tokens' embeddings, so a block knows whose it is only from the text before
+  it, the first link of every question about a region;
+- the *option probe* reads the same hidden state at each multiple-choice option's content token
+  (the token after "A.") and predicts the option's letter and whether it is the right answer,
+  so that the decoder learns to judge each option where it is written and to know its letter;
+  the answer then only has to copy the letter of the option marked right.
+
+The language-model loss is a per-sample mean over answer tokens, weighted per task, so that a
+one-letter multiple-choice answer weighs as much as a four-word description.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gar_ros.model.modeling import GarTorchModel
+from gar_ros.model.modeling import GarTorchModel, fill_embeddings
+from gar_ros.model.processing import normalize_uint8
+from gar_ros.model.video import clip_replays
 from gar_ros.synthetic.vocabulary import COLOUR_NAMES, SHAPES
+from gar_ros.training.batches import EncodedSample
+from gar_ros.training.clips import EncodedClip
 
 IGNORE = -100
+#: Multiple-choice kinds whose options can each be judged where they are written (against the
+#: question and earlier text only): the option probe's "is the answer" target is used for these.
+#: For "leftmost" and the like an option's correctness depends on later options, which a causal
+#: decoder cannot see at that position.
+LOCAL_CHOICE_KINDS = frozenset({"left_of", "right_of", "above", "below", "same_colour",
+                                "colour_options", "shape_options"})
+#: Target row of a probe: colour id, shape id, cx, cy, log area fraction, direction (0 left,
+#: 1 right; -1 none). Ids of -1 are ignored.
+Target = tuple[float, float, float, float, float, float]
 
 
 class RegionProbe(nn.Module):
-    """Linear heads on a region's mean replay token: colour/shape logits, (cx, cy, log area)."""
+    """Linear heads on a feature: colour/shape/direction logits, (cx, cy, log area)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -31,50 +63,225 @@ class RegionProbe(nn.Module):
         self.colour = nn.Linear(dim, len(COLOUR_NAMES))
         self.shape = nn.Linear(dim, len(SHAPES))
         self.geometry = nn.Linear(dim, 3)
+        self.direction = nn.Linear(dim, 2)
 
     def forward(self, feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """feats (N, D); targets (N, 5) = colour id, shape id, cx, cy, log area -> scalar loss."""
+        """feats (N, D); targets (N, 6) (see :data:`Target`) -> scalar loss."""
         feats = self.norm(feats)
-        colour = targets[:, 0].long()
-        shape = targets[:, 1].long()
-        loss = F.cross_entropy(self.colour(feats), colour, ignore_index=-1)
-        loss = loss + F.cross_entropy(self.shape(feats), shape, ignore_index=-1)
+        colour, shape, direction = self.colour(feats), self.shape(feats), self.direction(feats)
+        self.stats = {"colour": _accuracy(colour, targets[:, 0]), "shape": _accuracy(shape, targets[:, 1]),
+                      "direction": _accuracy(direction, targets[:, 5])}
+        loss = _ce(colour, targets[:, 0]) + _ce(shape, targets[:, 1]) + _ce(direction, targets[:, 5])
         geo = self.geometry(feats)
         ref = torch.stack([targets[:, 2] * 2 - 1, targets[:, 3] * 2 - 1, (targets[:, 4] + 4.0) / 2.0], dim=1)
         return loss + 4.0 * F.mse_loss(geo, ref)
 
 
+class SlotProbe(nn.Module):
+    """A linear head on a crop token: which crop slot it fills."""
+
+    def __init__(self, dim: int, slots: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.slot = nn.Linear(dim, slots)
+
+    def forward(self, feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """feats (N, D); targets (N,) slot indices -> scalar loss."""
+        return _ce(self.slot(self.norm(feats)), targets)
+
+
+class OptionProbe(nn.Module):
+    """Linear heads on an option's content token: its letter and whether it is the answer."""
+
+    def __init__(self, dim: int, letters: int = 4) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.letter = nn.Linear(dim, letters)
+        self.correct = nn.Linear(dim, 2)
+
+    def forward(self, feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """feats (N, D); targets (N, 2) = letter index, 1 if the option is the answer else 0."""
+        feats = self.norm(feats)
+        letter, correct = self.letter(feats), self.correct(feats)
+        self.stats = {"letter": _accuracy(letter, targets[:, 0]), "correct": _accuracy(correct, targets[:, 1])}
+        return _ce(letter, targets[:, 0]) + _ce(correct, targets[:, 1])
+
+
+def _accuracy(logits: torch.Tensor, target: torch.Tensor) -> float | None:
+    """Training-batch accuracy of a probe head over its labelled rows (None when none)."""
+    keep = target >= 0
+    if not bool(keep.any()):
+        return None
+    return float((logits.detach()[keep].argmax(-1) == target[keep].long()).float().mean())
+
+
+def _ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    target = target.long()
+    if not bool((target >= 0).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, ignore_index=-1)
+
+
+@dataclass
+class Probes:
+    """The training-only probes: on replay tokens and on the decoder at question references."""
+
+    replay: RegionProbe | None
+    reference: RegionProbe | None
+    options: OptionProbe | None = None
+    slots: SlotProbe | None = None
+    prompt_ids: tuple[int, ...] = ()  # token ids of <Prompt0>.. (the reference probe's anchors)
+    letter_ids: tuple[int, ...] = ()  # token ids of the option letters "A".. (the option probe's)
+    dot_id: int = -1  # token id of "." (an option line starts "<letter> .")
+    layer: int = 2  # decoder hidden state read by the reference and option probes (0 = embeddings)
+    slot_layer: int = 1  # decoder hidden state read by the slot probe
+
+    def parameters(self) -> list[tuple[str, nn.Parameter]]:
+        out = []
+        for name, probe in (("replay", self.replay), ("reference", self.reference), ("options", self.options),
+                            ("slots", self.slots)):
+            if probe is not None:
+                out += [(f"{name}.{n}", p) for n, p in probe.named_parameters()]
+        return out
+
+
 @dataclass
 class LossParts:
-    lm: torch.Tensor
-    aux: torch.Tensor | None
-    answer_tokens: int
+    lm: torch.Tensor  # weighted mean over samples of the per-sample answer-token cross entropy
+    replay: torch.Tensor | None
+    reference: torch.Tensor | None
+    options: torch.Tensor | None = None
+    slots: torch.Tensor | None = None
 
 
-def batch_loss(model: GarTorchModel, batch: dict, probe: RegionProbe | None) -> LossParts:
-    """Loss of one collated batch (see :func:`gar_ros.training.batches.collate`)."""
-    input_ids, attention_mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-    pixel_values, prompt_maps = batch["pixel_values"], batch["prompt_maps"]
-    counts = [int(p.shape[0]) for p in pixel_values]
-    feats = model.encode_images(torch.cat(pixel_values, 0), torch.cat(prompt_maps, 0)).split(counts, 0)
-    rows = []
-    probe_feats, probe_targets = [], []
-    for b in range(input_ids.shape[0]):
-        replays = model.image_replays(feats[b], batch["grids"][b], batch["boxes"][b])
-        rows.append(model.assemble(input_ids[b], feats[b], replays))
-        if probe is not None:
-            targets = batch["region_targets"][b]
-            for k, (_, tokens) in zip(sorted(batch["boxes"][b]), replays):
-                if k in targets:
-                    probe_feats.append(tokens.mean(0))
-                    probe_targets.append(targets[k])
-    embeds = torch.stack(rows, 0)
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    logits, _ = model.language_forward(embeds, attention_mask, positions)
-    lab = labels.masked_fill(attention_mask == 0, IGNORE)
-    lm = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), lab[:, 1:].reshape(-1),
-                         ignore_index=IGNORE)
-    aux = None
-    if probe is not None and probe_feats:
-        aux = probe(torch.stack(probe_feats, 0), torch.tensor(probe_targets, dtype=torch.float32))
-    return LossParts(lm, aux, int((lab[:, 1:] != IGNORE).sum()))
+def _with_direction(t: Sequence[float], direction: int = -1) -> Target:
+    return (float(t[0]), float(t[1]), float(t[2]), float(t[3]), float(t[4]), float(direction))
+
+
+def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip],
+              weights: Sequence[float], probes: Probes) -> LossParts:
+    """Loss of one micro-batch of image samples and clips (``weights[i]`` = item i's LM weight)."""
+    cfg = model.config
+    pix, maps, counts = [], [], []
+    for it in items:
+        if isinstance(it, EncodedClip):
+            pix += [v.pixel_values for v in it.inputs.vision]
+            maps += [v.prompt_map for v in it.inputs.vision]
+            counts.append(len(it.inputs.vision))
+        else:
+            pix.append(normalize_uint8(it.pixels))
+            maps.append(normalize_uint8(it.prompt_map))
+            counts.append(int(it.pixels.shape[0]))
+    feats = model.encode_images(torch.cat(pix, 0), torch.cat(maps, 0)).split(counts, 0)
+    prompt_ids = {int(t): k for k, t in enumerate(probes.prompt_ids)}
+    crop_ids = set(int(c) for c in cfg.crop_tokens_ids)
+    rows, id_rows, label_rows = [], [], []
+    replay_feats, replay_targets = [], []
+    ref_at, ref_targets = [], []
+    opt_at, opt_targets = [], []
+    letters = {int(t): k for k, t in enumerate(probes.letter_ids)}
+    slot_of = {int(c): k for k, c in enumerate(cfg.crop_tokens_ids)}
+    slot_at, slot_targets = [], []
+    for b, it in enumerate(items):
+        if isinstance(it, EncodedClip):
+            frames = list(feats[b])
+            replays = clip_replays(cfg, frames, it.inputs)
+            ids = list(it.inputs.prompt.input_ids) + list(it.answer)
+            labels = [IGNORE] * len(it.inputs.prompt.input_ids) + list(it.answer)
+            t_ids = torch.tensor(ids, dtype=torch.long)
+            emb = fill_embeddings(model.embed(t_ids[None])[0], t_ids, cfg.image_token_id,
+                                  torch.stack(frames, 0), replays)
+            side = cfg.replay_side ** 2
+            for crop_id, tokens in replays:  # one region per motion clip: one block per slot
+                k = cfg.crop_tokens_ids.index(crop_id)
+                for j in range(tokens.shape[0] // side):
+                    if k in it.frame_targets:
+                        replay_feats.append(tokens[j * side:(j + 1) * side].mean(0))
+                        replay_targets.append(_with_direction(it.frame_targets[k]))
+            targets = {0: _with_direction(it.frame_targets[max(it.frame_targets)], it.direction)}
+            # the last crop token sees every earlier frame's block: it can tell the motion
+            last = max(i for i, t in enumerate(ids) if t in crop_ids)
+            ref_at.append((b, last))
+            ref_targets.append(targets[0])
+        else:
+            ids, labels = list(it.input_ids), list(it.labels)
+            t_ids = torch.tensor(ids, dtype=torch.long)
+            replays = model.image_replays(feats[b], it.grid, it.boxes)
+            emb = model.assemble(t_ids, feats[b], replays)
+            for k, (_, tokens) in zip(sorted(it.boxes), replays):
+                if k in it.region_targets:
+                    replay_feats.append(tokens.mean(0))
+                    replay_targets.append(_with_direction(it.region_targets[k]))
+            targets = {k: _with_direction(t) for k, t in it.region_targets.items()}
+        last_crop = max((i for i, t in enumerate(ids) if t in crop_ids), default=-1)
+        for i in range(last_crop + 1, len(ids)):
+            k = prompt_ids.get(ids[i])
+            if k is not None and k in targets and labels[i] == IGNORE:
+                ref_at.append((b, i))
+                ref_targets.append(targets[k])
+        if probes.options is not None:
+            local = getattr(it, "kind", "") in LOCAL_CHOICE_KINDS
+            for at, letter, right in _option_lines(ids, labels, letters, probes.dot_id):
+                opt_at.append((b, at))
+                opt_targets.append((float(letter), float(right) if local else -1.0))
+        if probes.slots is not None:
+            for i, t in enumerate(ids):
+                if t in slot_of:
+                    slot_at.append((b, i))
+                    slot_targets.append(slot_of[t])
+        rows.append(emb)
+        id_rows.append(ids)
+        label_rows.append(labels)
+    longest = max(len(r) for r in id_rows)
+    embeds = rows[0].new_zeros((len(rows), longest, rows[0].shape[-1]))
+    mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    lab = torch.full((len(rows), longest), IGNORE, dtype=torch.long)
+    for b, (r, labels) in enumerate(zip(rows, label_rows)):
+        embeds[b, : r.shape[0]] = r
+        mask[b, : r.shape[0]] = 1
+        lab[b, : len(labels)] = torch.tensor(labels)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    hidden_needed = any(p is not None for p in (probes.reference, probes.options, probes.slots))
+    out = model.mllm.model.language_model(inputs_embeds=embeds, attention_mask=mask,
+                                          position_ids=positions, output_hidden_states=hidden_needed)
+    logits = model.mllm.lm_head(out.last_hidden_state)
+    ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), lab[:, 1:].reshape(-1),
+                         ignore_index=IGNORE, reduction="none").view(len(rows), -1)
+    tokens = (lab[:, 1:] != IGNORE).sum(1).clamp(min=1)
+    w = torch.tensor(list(weights), dtype=torch.float32)
+    lm = ((ce.sum(1) / tokens) * w).sum() / w.sum()
+    replay_loss = reference_loss = None
+    if probes.replay is not None and replay_feats:
+        replay_loss = probes.replay(torch.stack(replay_feats, 0), torch.tensor(replay_targets))
+    options_loss = None
+    if probes.reference is not None and ref_at:
+        hidden = out.hidden_states[probes.layer]
+        picked = torch.stack([hidden[b, i] for b, i in ref_at], 0)
+        reference_loss = probes.reference(picked, torch.tensor(ref_targets))
+    if probes.options is not None and opt_at:
+        hidden = out.hidden_states[probes.layer]
+        picked = torch.stack([hidden[b, i] for b, i in opt_at], 0)
+        options_loss = probes.options(picked, torch.tensor(opt_targets))
+    slots_loss = None
+    if probes.slots is not None and slot_at:
+        hidden = out.hidden_states[probes.slot_layer]
+        picked = torch.stack([hidden[b, i] for b, i in slot_at], 0)
+        slots_loss = probes.slots(picked, torch.tensor(slot_targets))
+    return LossParts(lm, replay_loss, reference_loss, options_loss, slots_loss)
+
+
+def _option_lines(ids: Sequence[int], labels: Sequence[int], letters: Mapping[int, int],
+                  dot_id: int) -> list[tuple[int, int, bool]]:
+    """(content position, letter index, is the answer) of each "<letter> . <content>" option in
+    the prompt of a sequence whose answer starts with a letter; [] otherwise."""
+    answer = next((t for t in labels if t != IGNORE), None)
+    if answer not in letters:
+        return []
+    end = next(i for i, t in enumerate(labels) if t != IGNORE)
+    return [(i + 2, letters[t], t == answer) for i, t in enumerate(ids[: end - 2])
+            if t in letters and ids[i + 1] == dot_id]
+
+
+def task_weights(weights: Mapping[str, float], tasks: Sequence[str]) -> list[float]:
+    """The LM weight of each item from its task name (1.0 for tasks not listed)."""
+    return [float(weights.get(t, 1.0)) for t in tasks]

@@ -30,7 +30,7 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         f"- architecture: tile {recipe['tile_size']} px, patch {recipe['patch_size']}, pooling "
         f"{recipe['pooling_ratio']}, max_num_tiles {recipe['max_num_tiles']} (thumbnail + 1 tile), "
         f"vision width {recipe['vision_width']} x {recipe['vision_depth']} blocks, decoder "
-        f"{recipe['hidden_size']} x {recipe['layers']} layers, replay {recipe['replay_output_size']}x"
+        f"{recipe['hidden_size']} x {recipe['layers']} layers x {recipe['heads']} heads, replay {recipe['replay_output_size']}x"
         f"{recipe['replay_output_size']}, replay_geometry `{recipe['replay_geometry']}`",
         f"- parameters: {record['parameters']:,}; files: {size / 1e6:.1f} MB",
         f"- mixture: {json.dumps(recipe['mixture'])}; scenes {recipe['scene_size'][0]}x"
@@ -40,7 +40,11 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         f"- training time: {record['wall_s']:.0f} s wall, {record['process_cpu_s']:.0f} s process CPU "
         f"(load average at the end {record['machine'].get('load_avg_at_end')}, "
         f"{record['machine'].get('cpus')} CPUs shared with other work)",
-        f"- final training loss (answer tokens): {record['final_loss']:.4f}",
+        f"- final training loss (answer tokens, per-sample mean weighted by task "
+        f"{json.dumps(recipe.get('task_weights', {}))}): {record['final_loss']:.4f}",
+        f"- training-only probes (not saved): replay {recipe.get('aux_weight')}, reference "
+        f"{recipe.get('reference_weight')}, option {recipe.get('option_weight')}, slot "
+        f"{recipe.get('slot_weight')} (see `gar_ros/training/objective.py`)",
         f"- versions: {json.dumps(record['versions'])}",
         "",
     ]

@@ -17,39 +17,49 @@ class TinyRecipe:
     """Everything that determines a trained tiny model (recorded in its training.json)."""
 
     seed: int = 0
-    # architecture (tile_size / patch / pooling decide tokens per tile: (96/12/2)^2 = 16)
+    # architecture (tile_size / patch / pooling decide tokens per tile: (96/8/3)^2 = 16)
     tile_size: int = 96
-    patch_size: int = 12
-    pooling_ratio: int = 2
+    patch_size: int = 8
+    pooling_ratio: int = 3
     max_num_tiles: int = 1
     vision_width: int = 96
     vision_depth: int = 2
     vision_heads: int = 4
     hidden_size: int = 128
     layers: int = 3
-    heads: int = 4
-    kv_heads: int = 4
+    heads: int = 16  # head dim 8: many narrow heads learn the option/region look-ups faster
+    kv_heads: int = 16
     intermediate_size: int = 384
     replay_output_size: int = 2
+    init_std: float = 0.2  # normal(0, init_std) init of every matrix (see model.tiny.init_weights)
     replay_geometry: str = "corrected"
     # data
     scene_size: tuple[int, int] = (96, 96)
     mixture: dict[str, float] = field(default_factory=lambda: {
-        "describe": 0.40, "choice": 0.25, "free": 0.25, "motion": 0.10})
+        "describe": 0.20, "choice": 0.40, "free": 0.15, "motion": 0.25})
     clip_frames: tuple[int, int] = (3, 5)  # frames generated per motion clip (min, max)
     context_frames: tuple[int, int] = (2, 4)  # frames given to the model per clip (min, max)
     # optimisation
-    steps: int = 1400
+    steps: int = 1800
     batch_size: int = 24
     lr: float = 2.5e-3
     min_lr_ratio: float = 0.05
     warmup_steps: int = 60
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    aux_weight: float = 1.5  # auxiliary region probe (training only, see objective.py)
-    aux_steps: int = 0  # 0 = constant weight; else linear decay to 0 over these steps
+    #: LM loss weight per task (each sample's loss is the mean over its answer tokens)
+    task_weights: dict[str, float] = field(default_factory=lambda: {
+        "describe": 1.0, "choice": 2.0, "free": 1.0, "motion": 3.0})
+    aux_weight: float = 1.5  # replay probe (training only, see objective.py); 0 = off
+    reference_weight: float = 1.0  # reference probe on the decoder (objective.py); 0 = off
+    option_weight: float = 1.0  # option probe on the decoder (objective.py); 0 = off
+    slot_weight: float = 1.0  # slot probe on the decoder (objective.py); 0 = off
+    slot_layer: int = 1  # decoder hidden state the slot probe reads
+    probe_layer: int = 2  # decoder hidden state the reference probe reads
+    aux_steps: int = 0  # 0 = constant probe weights; else linear decay to 0 over these steps
     split_by_length: bool = True  # two length-sorted micro-batches per step (less padding)
     threads: int = 1  # one thread: deterministic, and OpenMP spin-waits waste a shared CPU
+    data_workers: int = 1  # 1 = generate samples in a background process (same samples); 0 = inline
     time_limit_s: float = 0.0  # 0 = none; else stop (and save) when reached
 
     def to_dict(self) -> dict:

@@ -3,10 +3,12 @@
 The network is the model core's :class:`gar_ros.model.modeling.GarTorchModel` built from
 :func:`gar_ros.model.tiny.tiny_config` (PE-style timm ViT + mask patch embedding + projector +
 Llama decoder) with the word-level tokenizer of :mod:`gar_ros.training.tokenizer`; the loss is
-the model's own ``forward(..., labels=...)``; the checkpoint is written by
+:func:`gar_ros.training.objective.step_loss` (the model's own next-token loss, per-sample and
+task-weighted, plus training-only probes); the checkpoint is written by
 :func:`gar_ros.model.tiny.save_checkpoint` (the official directory layout) and loads with
 ``GarModel.from_pretrained``. Samples are generated on the fly from per-step seeds, so a run is a
-pure function of the recipe (up to floating-point summation order across thread counts).
+pure function of the recipe (up to floating-point summation order across thread counts); with
+``data_workers`` = 1 they are generated in a background process while the model trains.
 """
 from __future__ import annotations
 
@@ -25,15 +27,19 @@ import torch
 from gar_ros.model.modeling import GarTorchModel
 from gar_ros.model.processor import GarProcessor
 from gar_ros.model.tiny import init_weights, save_checkpoint, tiny_config
-from gar_ros.synthetic.tasks import TaskSample, make_choice, make_describe, make_free, make_motion
-from gar_ros.training.batches import EncodedSample, collate, encode_sample
-from gar_ros.model.video import clip_forward
-from gar_ros.training.clips import encode_motion, pick_frames
-from gar_ros.training.objective import RegionProbe, batch_loss
+from gar_ros.synthetic.tasks import LETTERS, TaskSample, make_choice, make_describe, make_free, make_motion
+from gar_ros.training.batches import EncodedSample, encode_sample
+from gar_ros.training.clips import EncodedClip, encode_motion, pick_frames
+from gar_ros.training.objective import (
+    OptionProbe, Probes, RegionProbe, SlotProbe, step_loss, task_weights,
+)
 from gar_ros.training.recipe import TRAIN_SEED_BASE, TinyRecipe
 from gar_ros.training.tokenizer import BOS, EOT, IMAGE, PAD, build_tokenizer
 
 log = logging.getLogger(__name__)
+#: LossParts field of each training-only probe -> the recipe field of its weight.
+PROBE_WEIGHTS = {"replay": "aux_weight", "reference": "reference_weight", "options": "option_weight",
+                 "slots": "slot_weight"}
 CROP_TOKENS = tuple(f"<|reserved_special_token_{k + 2}|>" for k in range(5))
 
 
@@ -54,7 +60,7 @@ def build_untrained(recipe: TinyRecipe) -> tuple[GarTorchModel, GarProcessor]:
     config.double_bos = False
     torch.manual_seed(recipe.seed)
     model = GarTorchModel(config)
-    init_weights(model, recipe.seed)
+    init_weights(model, recipe.seed, std=recipe.init_std)
     processor = GarProcessor(config, tok, tok.chat_template)
     return model, processor
 
@@ -88,6 +94,53 @@ def _lr(recipe: TinyRecipe, step: int) -> float:
     return floor + (recipe.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+Item = EncodedSample | EncodedClip
+
+
+def step_items(recipe: TinyRecipe, processor: GarProcessor, step: int) -> list[tuple[str, Item]]:
+    """The encoded (task, item) pairs of training step ``step`` (a pure function of the recipe)."""
+    end_id = int(processor.tokenizer.convert_tokens_to_ids(EOT))
+    out: list[tuple[str, Item]] = []
+    for i in range(recipe.batch_size):
+        index = step * recipe.batch_size + i
+        sample = draw_sample(recipe, index)
+        if sample.task == "motion":
+            rng = np.random.default_rng([recipe.seed, index, 7])
+            k = int(rng.integers(recipe.context_frames[0], recipe.context_frames[1] + 1))
+            frames = pick_frames(len(sample.frames), k, rng)
+            out.append((sample.task, encode_motion(processor.config, processor.builder, sample, frames,
+                                                   processor.tokenizer, end_id)))
+        else:
+            out.append((sample.task, encode_sample(processor, sample, end_id)))
+    return out
+
+
+class _StepStream(torch.utils.data.IterableDataset):
+    """Steps ``first..last-1`` of the recipe's sample stream (for a prefetching DataLoader)."""
+
+    def __init__(self, recipe: TinyRecipe, processor: GarProcessor, first: int, last: int) -> None:
+        self.recipe, self.processor, self.first, self.last = recipe, processor, first, last
+
+    def __iter__(self):
+        for step in range(self.first, self.last):
+            yield step_items(self.recipe, self.processor, step)
+
+
+def _stream(recipe: TinyRecipe, processor: GarProcessor):
+    """Encoded steps in order; generated in one background process when ``recipe.data_workers``
+    > 0 (the same items as in-process generation: every step is a pure function of its index)."""
+    if recipe.data_workers <= 0:
+        return (step_items(recipe, processor, s) for s in range(recipe.steps))
+    loader = torch.utils.data.DataLoader(
+        _StepStream(recipe, processor, 0, recipe.steps), batch_size=None, num_workers=1,
+        prefetch_factor=4, persistent_workers=False, collate_fn=lambda x: x)
+    return iter(loader)
+
+
+def _length(item: Item) -> int:
+    return len(item) if isinstance(item, EncodedClip) else len(item.input_ids)
+
+
 def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
                progress: Callable[[str], None] | None = None) -> dict:
     """Train and save; returns the training record (also written to ``training.json``)."""
@@ -98,10 +151,17 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
     np.random.seed(recipe.seed % (2**32))
     model, processor = build_untrained(recipe)
     model.train()
-    end_id = int(processor.tokenizer.convert_tokens_to_ids(EOT))
-    pad_id = int(processor.tokenizer.convert_tokens_to_ids(PAD))
-    probe = RegionProbe(model.config.hidden_size)
-    named = [*model.named_parameters(), *(("probe." + n, p) for n, p in probe.named_parameters())]
+    dim = model.config.hidden_size
+    tok = processor.tokenizer
+    probes = Probes(RegionProbe(dim) if recipe.aux_weight > 0 else None,
+                    RegionProbe(dim) if recipe.reference_weight > 0 else None,
+                    OptionProbe(dim, len(LETTERS)) if recipe.option_weight > 0 else None,
+                    prompt_ids=tuple(processor.builder.prompt_token_ids[: model.config.prompt_numbers]),
+                    letter_ids=tuple(int(tok.convert_tokens_to_ids(x)) for x in LETTERS),
+                    dot_id=int(tok.convert_tokens_to_ids(".")), layer=recipe.probe_layer,
+                    slots=SlotProbe(dim, model.config.prompt_numbers) if recipe.slot_weight > 0 else None,
+                    slot_layer=recipe.slot_layer)
+    named = [*model.named_parameters(), *probes.parameters()]
     params = [p for _, p in named]
     decay = [p for n, p in named if p.ndim >= 2]
     no_decay = [p for n, p in named if p.ndim < 2]
@@ -111,63 +171,58 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
     start = time.perf_counter()
     cpu_start = time.process_time()
     losses: list[float] = []
-    aux_losses: list[float] = []
-    data_s = 0.0
+    probe_losses: dict[str, list[float]] = {name: [] for name in PROBE_WEIGHTS}
+    probe_acc: dict[str, list[float]] = {}
+    wait_s = 0.0
     step = 0
     stopped_early = False
+    stream = _stream(recipe, processor)
     for step in range(recipe.steps):
         t0 = time.perf_counter()
-        batch: list[EncodedSample] = []
-        clips: list = []
-        for i in range(recipe.batch_size):
-            index = step * recipe.batch_size + i
-            sample = draw_sample(recipe, index)
-            if sample.task == "motion":
-                rng = np.random.default_rng([recipe.seed, index, 7])
-                k = int(rng.integers(recipe.context_frames[0], recipe.context_frames[1] + 1))
-                frames = pick_frames(len(sample.frames), k, rng)
-                clips.append(encode_motion(model.config, processor.builder, sample, frames,
-                                           processor.tokenizer, end_id))
-            else:
-                batch.append(encode_sample(processor, sample, end_id))
-        batch.sort(key=lambda s: len(s.input_ids))
-        halves = [batch[: len(batch) // 2], batch[len(batch) // 2:]] if recipe.split_by_length else [batch]
-        inputs = [collate(h, pad_id) for h in halves if h]
-        data_s += time.perf_counter() - t0
+        items = next(stream)
+        wait_s += time.perf_counter() - t0
+        items.sort(key=lambda ti: _length(ti[1]))
+        n = len(items)
+        parts = [items[: n // 2], items[n // 2:]] if recipe.split_by_length else [items]
         for group in opt.param_groups:
             group["lr"] = _lr(recipe, step)
         opt.zero_grad(set_to_none=True)
-        total_tokens = sum(int((b["labels"] != -100).sum()) for b in inputs)
-        total_tokens += sum(len(answer) for _, answer in clips)
-        step_loss = 0.0
-        step_aux = 0.0
-        aux_w = recipe.aux_weight * max(0.0, 1.0 - step / max(1, recipe.aux_steps)) if recipe.aux_steps else recipe.aux_weight
-        for part_inputs, part in zip(inputs, halves):
-            parts = batch_loss(model, part_inputs, probe if aux_w > 0 else None)
-            share = parts.answer_tokens / max(1, total_tokens)
-            loss = parts.lm * share
-            if parts.aux is not None:
-                loss = loss + aux_w * parts.aux * (len(part) / len(batch))
-                step_aux += float(parts.aux.detach()) * len(part) / len(batch)
+        decay_t = max(0.0, 1.0 - step / max(1, recipe.aux_steps)) if recipe.aux_steps else 1.0
+        step_lm = 0.0
+        step_probe = dict.fromkeys(PROBE_WEIGHTS, 0.0)
+        total_w = sum(task_weights(recipe.task_weights, [t for t, _ in items]))
+        for part in (p for p in parts if p):
+            w = task_weights(recipe.task_weights, [t for t, _ in part])
+            lp = step_loss(model, [it for _, it in part], w, probes)
+            share = sum(w) / total_w
+            loss = lp.lm * share
+            step_lm += float(lp.lm.detach()) * share
+            for name, weight_field in PROBE_WEIGHTS.items():  # fixed order: same sums every run
+                value = getattr(lp, name)
+                if value is not None:
+                    loss = loss + getattr(recipe, weight_field) * decay_t * value * len(part) / n
+                    step_probe[name] += float(value.detach()) * len(part) / n
             loss.backward()
-            step_loss += float(parts.lm.detach()) * share
-        if clips:
-            clip_loss, _ = clip_forward(model, [c for c, _ in clips], [a for _, a in clips])
-            share = sum(len(a) for _, a in clips) / max(1, total_tokens)
-            (clip_loss * share).backward()
-            step_loss += float(clip_loss.detach()) * share
         torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
         opt.step()
-        losses.append(step_loss)
-        aux_losses.append(step_aux)
+        losses.append(step_lm)
+        for name, value in step_probe.items():
+            probe_losses[name].append(value)
+        for name, probe in (("ref", probes.reference), ("opt", probes.options)):
+            for key, value in (getattr(probe, "stats", None) or {}).items():
+                if value is not None:
+                    probe_acc.setdefault(f"{name}.{key}", []).append(value)
         if step % 25 == 0 or step == recipe.steps - 1:
             elapsed = time.perf_counter() - start
-            say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} aux {np.mean(aux_losses[-25:]):.3f} "
-                f"lr {_lr(recipe, step):.2e} {elapsed:.0f}s")
+            say("  probe accuracy " + " ".join(f"{k} {np.mean(v[-25:]):.2f}" for k, v in sorted(probe_acc.items())))
+            probe_text = " ".join(f"{k} {np.mean(v[-25:]):.3f}" for k, v in probe_losses.items())
+            say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} {probe_text} "
+                f"lr {_lr(recipe, step):.2e} {elapsed:.0f}s (data wait {wait_s:.0f}s)")
         if recipe.time_limit_s and time.perf_counter() - start > recipe.time_limit_s:
             stopped_early = True
             say(f"time limit {recipe.time_limit_s:.0f}s reached at step {step}")
             break
+    del stream
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     model.eval()
@@ -181,7 +236,7 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
         "loss_curve": [round(float(np.mean(losses[i:i + 25])), 4) for i in range(0, len(losses), 25)],
         "wall_s": round(wall, 1),
         "process_cpu_s": round(cpu, 1),
-        "data_s": round(data_s, 1),
+        "data_wait_s": round(wait_s, 1),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__, **_lib_versions()},

@@ -1,0 +1,123 @@
+"""The training objective computes the model's own loss, and its probes read the right places.
+
+``step_loss`` rebuilds the forward from the model's public pieces (so that it can read hidden
+states for the probes); its language-model loss must equal ``GarTorchModel.forward`` for image
+samples and ``gar_ros.model.video.clip_forward`` for clips, and every probe must receive the
+positions and targets documented in ``gar_ros.training.objective``.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gar_ros.model.video import clip_forward
+from gar_ros.synthetic.tasks import LETTERS, make_choice, make_describe, make_motion
+from gar_ros.training.batches import collate, encode_sample
+from gar_ros.training.clips import encode_motion
+from gar_ros.training.objective import (
+    LOCAL_CHOICE_KINDS, OptionProbe, Probes, RegionProbe, _option_lines, step_loss,
+)
+from gar_ros.training.recipe import TinyRecipe
+from gar_ros.training.tokenizer import EOT, PAD
+from gar_ros.training.train import build_untrained
+
+SMALL = {"vision_width": 32, "vision_depth": 1, "hidden_size": 32, "layers": 2, "heads": 2,
+         "kv_heads": 2, "intermediate_size": 64, "vision_heads": 2}
+
+
+@pytest.fixture(scope="module")
+def built():
+    torch.manual_seed(0)
+    model, processor = build_untrained(TinyRecipe(seed=1, **SMALL))
+    return model, processor
+
+
+def _probes(model, processor, layer: int = 1) -> Probes:
+    tok = processor.tokenizer
+    d = model.config.hidden_size
+    return Probes(RegionProbe(d), RegionProbe(d), OptionProbe(d, len(LETTERS)),
+                  prompt_ids=tuple(processor.builder.prompt_token_ids[:5]),
+                  letter_ids=tuple(int(tok.convert_tokens_to_ids(x)) for x in LETTERS),
+                  dot_id=int(tok.convert_tokens_to_ids(".")), layer=layer)
+
+
+def _end(processor) -> int:
+    return int(processor.tokenizer.convert_tokens_to_ids(EOT))
+
+
+def test_image_loss_equals_model_forward(built) -> None:
+    model, processor = built
+    sample = make_choice(11, kind="left_of")
+    enc = encode_sample(processor, sample, _end(processor))
+    batch = collate([enc], int(processor.tokenizer.convert_tokens_to_ids(PAD)))
+    with torch.no_grad():
+        ref = model(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], batch["prompt_maps"],
+                    batch["grids"], batch["boxes"], labels=batch["labels"]).loss
+        got = step_loss(model, [enc], [1.0], _probes(model, processor))
+    assert torch.allclose(got.lm, ref, atol=1e-5)
+
+
+def test_clip_loss_equals_clip_forward(built) -> None:
+    model, processor = built
+    sample = make_motion(5, n_frames=4)
+    enc = encode_motion(model.config, processor.builder, sample, [0, 2, 3], processor.tokenizer, _end(processor))
+    with torch.no_grad():
+        ref, _ = clip_forward(model, [enc.inputs], [enc.answer])
+        got = step_loss(model, [enc], [1.0], _probes(model, processor))
+    assert torch.allclose(got.lm, ref, atol=1e-5)
+    assert sorted(enc.frame_targets) == [0, 1, 2]
+    assert enc.direction == (0 if sample.answer == "left" else 1)
+
+
+def test_per_sample_weights(built) -> None:
+    """The LM loss is the weighted mean of per-sample means: weight 0 removes a sample."""
+    model, processor = built
+    a = encode_sample(processor, make_describe(3)[0], _end(processor))
+    b = encode_sample(processor, make_choice(4, kind="leftmost"), _end(processor))
+    probes = Probes(None, None)
+    with torch.no_grad():
+        only_a = step_loss(model, [a], [1.0], probes).lm
+        only_b = step_loss(model, [b], [1.0], probes).lm
+        mixed = step_loss(model, [a, b], [1.0, 3.0], probes).lm
+        zero = step_loss(model, [a, b], [1.0, 0.0], probes).lm
+    assert torch.allclose(zero, only_a, atol=1e-5)
+    assert torch.allclose(mixed, (only_a + 3 * only_b) / 4, atol=1e-5)
+
+
+def test_option_lines_and_local_kinds(built) -> None:
+    _, processor = built
+    tok = processor.tokenizer
+    letters = {int(tok.convert_tokens_to_ids(x)): k for k, x in enumerate(LETTERS)}
+    dot = int(tok.convert_tokens_to_ids("."))
+    for kind in ("colour_options", "leftmost", "left_of"):
+        sample = make_choice(7, kind=kind)
+        enc = encode_sample(processor, sample, _end(processor))
+        lines = _option_lines(enc.input_ids, enc.labels, letters, dot)
+        n_options = sample.question.count("\n") - 2
+        assert [letter for _, letter, _ in lines] == list(range(n_options))
+        assert [LETTERS[letter] for _, letter, right in lines if right] == [sample.answer]
+        contents = [tok.convert_ids_to_tokens(enc.input_ids[at]) for at, _, _ in lines]
+        expected = [line.split(". ", 1)[1] for line in sample.question.split("\n")[2:-1]]
+        assert contents == expected
+        assert enc.kind == kind
+    assert "left_of" in LOCAL_CHOICE_KINDS and "leftmost" not in LOCAL_CHOICE_KINDS
+    describe = encode_sample(processor, make_describe(2)[0], _end(processor))
+    assert _option_lines(describe.input_ids, describe.labels, letters, dot) == []
+
+
+def test_every_probe_trains(built) -> None:
+    model, processor = built
+    probes = _probes(model, processor)
+    items = [encode_sample(processor, make_choice(9, kind="right_of"), _end(processor)),
+             encode_motion(model.config, processor.builder, make_motion(2, n_frames=3), [0, 2],
+                           processor.tokenizer, _end(processor))]
+    parts = step_loss(model, items, [1.0, 1.0], probes)
+    assert parts.replay is not None and parts.reference is not None and parts.options is not None
+    (parts.lm + parts.replay + parts.reference + parts.options).backward()
+    for probe in (probes.replay, probes.reference, probes.options):
+        for name, p in probe.named_parameters():
+            if probe is probes.replay and name.startswith("direction"):
+                continue  # replay targets carry no direction
+            assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
+    assert float(model.mask_patch_embedding.weight.grad.abs().sum()) > 0
+    model.zero_grad(set_to_none=True)
