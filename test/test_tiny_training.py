@@ -13,7 +13,7 @@ from gar_ros.synthetic.tasks import make_describe
 from gar_ros.training.recipe import TinyRecipe
 from gar_ros.training.train import draw_sample, train_tiny
 
-SMOKE = {"steps": 2, "batch_size": 6, "warmup_steps": 1, "data_workers": 0,
+SMOKE = {"steps": 2, "batch_size": 6, "warmup_steps": 1, "data_workers": 0, "threads": 1,
          "mixture": {"describe": 1.0, "choice": 1.0, "free": 1.0, "motion": 1.0}}
 
 

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", help="checkpoint directory to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the recipe's, 2)")
     p.add_argument("--time-limit", type=float, default=None,
                    help="stop and save after this many seconds of training")
     p.add_argument("--recipe", default=None, help="JSON file or string of TinyRecipe overrides")
