@@ -20,6 +20,7 @@ from gar_ros.ros.regions import ns_to_stamp  # noqa: E402
 from gar_ros.types import Region  # noqa: E402
 
 from _node_helpers import (  # noqa: E402
+    DEEP_RELIABLE,
     RELIABLE,
     header,
     image_msg,
@@ -55,7 +56,7 @@ def harness():
         h.diags = h.subscribe(DiagnosticArray, "/diagnostics")
         h.pub_image = h.publisher(Image, "/image")
         h.pub_regions = h.publisher(RegionArray, "/regions")
-        h.pub_query = h.publisher(Query, "/gar_node/queries", RELIABLE)
+        h.pub_query = h.publisher(Query, "/gar_node/queries", DEEP_RELIABLE)
         h.wait_matched(h.pub_image)
         h.wait_matched(h.pub_regions)
         h.wait_matched(h.pub_query)
@@ -400,11 +401,12 @@ def test_compressed_input_and_corrupt_jpeg():
 
 def test_latest_frame_policy_at_30hz_with_slow_inference():
     model = RecordingModel(delay=0.2)
-    params = {"redescribe_period": 0.0, "input_reliability": "reliable"}  # every frame arrives
+    # every frame arrives: reliable with histories deep enough that a busy 2-core machine loses none
+    params = {"redescribe_period": 0.0, "input_reliability": "reliable", "input_depth": 100}
     with spin_node(model, params=params, name="gar_node_rate") as h:
         descriptions = h.subscribe(RegionDescriptionArray, "/gar_node_rate/descriptions")
-        pub = h.publisher(Image, "/image", RELIABLE)
-        pub_r = h.publisher(RegionArray, "/regions", RELIABLE)
+        pub = h.publisher(Image, "/image", DEEP_RELIABLE)
+        pub_r = h.publisher(RegionArray, "/regions", DEEP_RELIABLE)
         h.wait_matched(pub)
         h.wait_matched(pub_r)
         img = make_image(W, H)

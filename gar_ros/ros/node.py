@@ -58,6 +58,14 @@ RELIABLE = QoSProfile(
     depth=10,
     durability=DurabilityPolicy.VOLATILE,
 )
+#: Queries are small and each one is owed an answer, so the reader keeps a deep history: a burst is
+#: answered (OK or BUSY by ``query_queue_size``) instead of being overwritten inside DDS unseen.
+QUERY_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=200,
+    durability=DurabilityPolicy.VOLATILE,
+)
 
 
 class _Throttle:
@@ -211,7 +219,7 @@ class GarNode(LifecycleNode):
                 ents.append(self.create_subscription(
                     Detection2DArray, str(self.param("detections_topic")), self._on_detections, qos,
                     callback_group=self._cb_inputs))
-        ents.append(self.create_subscription(Query, "~/queries", self._on_query, RELIABLE,
+        ents.append(self.create_subscription(Query, "~/queries", self._on_query, QUERY_QOS,
                                              callback_group=self._cb_queries))
         ents.append(self.create_service(Ask, "~/ask", self._on_ask, callback_group=self._cb_queries))
         ents.append(self.create_timer(float(self.param("diagnostics_period")), self._publish_diagnostics,
