@@ -121,3 +121,44 @@ def test_every_probe_trains(built) -> None:
             assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
     assert float(model.mask_patch_embedding.weight.grad.abs().sum()) > 0
     model.zero_grad(set_to_none=True)
+
+
+def test_attention_rows_equal_eager_attention(built) -> None:
+    """The copy target's recomputed rows are the eager kernel's attention probabilities."""
+    from gar_ros.model.modeling import GarTorchModel
+    from gar_ros.training.objective import attention_rows
+
+    model, _ = built
+    eager = GarTorchModel(model.config, attn_implementation="eager")
+    eager.load_state_dict(model.state_dict())
+    lm = eager.mllm.model.language_model
+    torch.manual_seed(3)
+    emb = torch.randn(3, 17, model.config.hidden_size)
+    mask = torch.ones(3, 17, dtype=torch.long)
+    mask[1, 12:] = 0  # right padding
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        out = lm(inputs_embeds=emb, attention_mask=mask, position_ids=positions,
+                 output_hidden_states=True, output_attentions=True)
+        rows = [(0, 16), (1, 11), (2, 4)]
+        for layer in range(len(lm.layers)):
+            got = attention_rows(lm, layer, out.hidden_states[layer], positions, mask, rows)
+            ref = torch.stack([out.attentions[layer][b, :, t] for b, t in rows])
+            assert torch.allclose(got, ref, atol=1e-5)
+            assert float(got[2, :, 5:].abs().sum()) == 0.0  # causal: nothing after the query
+
+
+def test_copy_target_reads_the_right_option_line(built) -> None:
+    model, processor = built
+    sample = make_choice(5, kind="colour_options")
+    enc = encode_sample(processor, sample, _end(processor))
+    probes = _probes(model, processor)
+    probes.copy_heads = 1
+    got = step_loss(model, [enc], [1.0], probes)
+    assert got.copy is not None and float(got.copy) > 0
+    got.copy.backward()
+    grad = model.mllm.model.language_model.layers[-1].self_attn.q_proj.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    model.zero_grad(set_to_none=True)
+    describe = encode_sample(processor, make_describe(5)[0], _end(processor))
+    assert step_loss(model, [describe], [1.0], probes).copy is None  # no options, no target

@@ -64,3 +64,9 @@ def test_train_tiny_cli(tmp_path: Path) -> None:
     recipe = json.dumps({k: v for k, v in SMOKE.items() if k != "steps"})
     assert cli.main(["train-tiny", str(tmp_path / "m"), "--steps", "1", "--recipe", recipe]) == 0
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_mixture_entry_of_one_choice_kind() -> None:
+    recipe = TinyRecipe(mixture={"choice:left_of": 1.0})
+    kinds = {draw_sample(recipe, i).kind for i in range(12)}
+    assert kinds == {"left_of"}

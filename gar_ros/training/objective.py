@@ -1,4 +1,4 @@
-"""Training objective: the model's next-token loss plus two auxiliary region probes.
+"""Training objective: the model's next-token loss plus training-only probes.
 
 :func:`step_loss` runs the same computation as ``GarTorchModel.forward`` (vision tower with the
 mask embedding, RoI replay, embedding assembly, Llama decoder; cross entropy on the answer
@@ -21,7 +21,13 @@ of :mod:`gar_ros.model.video`) in one decoder call. It also returns two training
 - the *option probe* reads the same hidden state at each multiple-choice option's content token
   (the token after "A.") and predicts the option's letter and whether it is the right answer,
   so that the decoder learns to judge each option where it is written and to know its letter;
-  the answer then only has to copy the letter of the option marked right.
+  the answer then only has to copy the letter of the option marked right;
+- the *copy target* (``copy_weight`` > 0; off in the default recipe) asks the first
+  ``copy_heads`` heads of the last decoder layer to attend, at the position that predicts a
+  multiple-choice letter, to the right option's line ("B", ".", content): the copy step itself.
+  Its attention rows are recomputed from the layer's input (:func:`attention_rows`, equal to the
+  eager kernel's weights) so that the forward pass keeps the fused kernel. Measured: on one choice
+  kind alone it lifts a 200-step run from chance to 71-74 %; in the full mixture it did not.
 
 The language-model loss is a per-sample mean over answer tokens, weighted per task, so that a
 one-letter multiple-choice answer weighs as much as a four-word description.
@@ -135,6 +141,8 @@ class Probes:
     dot_id: int = -1  # token id of "." (an option line starts "<letter> .")
     layer: int = 2  # decoder hidden state read by the reference and option probes (0 = embeddings)
     slot_layer: int = 1  # decoder hidden state read by the slot probe
+    copy_heads: int = 0  # > 0: attention target on the first copy_heads heads of copy_layer
+    copy_layer: int = -1  # decoder layer whose attention the copy target shapes (-1 = last)
 
     def parameters(self) -> list[tuple[str, nn.Parameter]]:
         out = []
@@ -152,6 +160,7 @@ class LossParts:
     reference: torch.Tensor | None
     options: torch.Tensor | None = None
     slots: torch.Tensor | None = None
+    copy: torch.Tensor | None = None
 
 
 def _with_direction(t: Sequence[float], direction: int = -1) -> Target:
@@ -182,6 +191,7 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
     letters = {int(t): k for k, t in enumerate(probes.letter_ids)}
     slot_of = {int(c): k for k, c in enumerate(cfg.crop_tokens_ids)}
     slot_at, slot_targets = [], []
+    copy_at: list[tuple[int, int, list[int]]] = []
     for b, it in enumerate(items):
         if isinstance(it, EncodedClip):
             frames = list(feats[b])
@@ -224,6 +234,11 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
             for at, letter, right in _option_lines(ids, labels, letters, probes.dot_id):
                 opt_at.append((b, at))
                 opt_targets.append((float(letter), float(right) if local else -1.0))
+        if probes.copy_heads > 0:
+            answer_at = next((i for i, t in enumerate(labels) if t != IGNORE), 0) - 1
+            for at, _, right in _option_lines(ids, labels, letters, probes.dot_id):
+                if right:  # the right option's line: letter, ".", content
+                    copy_at.append((b, answer_at, [at - 2, at - 1, at]))
         if probes.slots is not None:
             for i, t in enumerate(ids):
                 if t in slot_of:
@@ -243,7 +258,8 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     hidden_needed = any(p is not None for p in (probes.reference, probes.options, probes.slots))
     out = model.mllm.model.language_model(inputs_embeds=embeds, attention_mask=mask,
-                                          position_ids=positions, output_hidden_states=hidden_needed)
+                                          position_ids=positions,
+                                          output_hidden_states=hidden_needed or bool(copy_at))
     logits = model.mllm.lm_head(out.last_hidden_state)
     ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), lab[:, 1:].reshape(-1),
                          ignore_index=IGNORE, reduction="none").view(len(rows), -1)
@@ -267,7 +283,44 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
         hidden = out.hidden_states[probes.slot_layer]
         picked = torch.stack([hidden[b, i] for b, i in slot_at], 0)
         slots_loss = probes.slots(picked, torch.tensor(slot_targets))
-    return LossParts(lm, replay_loss, reference_loss, options_loss, slots_loss)
+    copy_loss = None
+    if copy_at:
+        lm_model = model.mllm.model.language_model
+        layer = probes.copy_layer % len(lm_model.layers)
+        rows = [(b, p) for b, p, _ in copy_at]
+        att = attention_rows(lm_model, layer, out.hidden_states[layer], positions, mask, rows)
+        mass = torch.stack([att[j, : probes.copy_heads, cols].sum(-1) for j, (_, _, cols) in enumerate(copy_at)], 0)
+        copy_loss = -torch.log(mass.clamp(min=1e-6)).mean()
+    return LossParts(lm, replay_loss, reference_loss, options_loss, slots_loss, copy_loss)
+
+
+def attention_rows(lm_model: nn.Module, layer: int, hidden_in: torch.Tensor, positions: torch.Tensor,
+                   mask: torch.Tensor, rows: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Attention probabilities of decoder ``layer`` at query positions ``rows`` [(batch, t)].
+
+    ``hidden_in`` (B, T, D) is the layer's input (``hidden_states[layer]``), ``positions`` and
+    ``mask`` (B, T) the position ids and the padding mask of the forward pass. Returns (R, heads, T):
+    the same numbers as eager attention's weights (causal, padding masked), recomputed for a few
+    rows so that the forward pass itself can keep the fused (sdpa) kernel.
+    """
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+
+    block = lm_model.layers[layer]
+    attn = block.self_attn
+    x = block.input_layernorm(hidden_in)
+    bsz, t, _ = x.shape
+    q = attn.q_proj(x).view(bsz, t, -1, attn.head_dim).transpose(1, 2)
+    k = attn.k_proj(x).view(bsz, t, -1, attn.head_dim).transpose(1, 2)
+    cos, sin = lm_model.rotary_emb(x, positions)
+    q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    k = repeat_kv(k, attn.num_key_value_groups)
+    b_idx = torch.tensor([b for b, _ in rows])
+    t_idx = torch.tensor([p for _, p in rows])
+    scores = torch.einsum("rhd,rhtd->rht", q[b_idx, :, t_idx], k[b_idx]) * attn.scaling
+    keys = torch.arange(t)
+    allowed = (keys[None, :] <= t_idx[:, None]) & mask[b_idx].bool()
+    scores = scores.masked_fill(~allowed[:, None, :], float("-inf"))
+    return torch.softmax(scores.float(), dim=-1)
 
 
 def _option_lines(ids: Sequence[int], labels: Sequence[int], letters: Mapping[int, int],

@@ -35,6 +35,7 @@ class TinyRecipe:
     replay_geometry: str = "corrected"
     # data
     scene_size: tuple[int, int] = (96, 96)
+    #: task -> share of samples; "choice:KIND" draws multiple choice of one kind only
     mixture: dict[str, float] = field(default_factory=lambda: {
         "describe": 0.20, "choice": 0.40, "free": 0.15, "motion": 0.25})
     clip_frames: tuple[int, int] = (3, 5)  # frames generated per motion clip (min, max)
@@ -54,6 +55,8 @@ class TinyRecipe:
     reference_weight: float = 1.0  # reference probe on the decoder (objective.py); 0 = off
     option_weight: float = 1.0  # option probe on the decoder (objective.py); 0 = off
     slot_weight: float = 1.0  # slot probe on the decoder (objective.py); 0 = off
+    copy_weight: float = 0.0  # answer-attention target on the right option's line (objective.py); 0 = off
+    copy_heads: int = 4  # heads of the last decoder layer the copy target shapes
     slot_layer: int = 1  # decoder hidden state the slot probe reads
     probe_layer: int = 2  # decoder hidden state the reference probe reads
     aux_steps: int = 0  # 0 = constant probe weights; else linear decay to 0 over these steps

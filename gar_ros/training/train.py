@@ -39,7 +39,7 @@ from gar_ros.training.tokenizer import BOS, EOT, IMAGE, PAD, build_tokenizer
 log = logging.getLogger(__name__)
 #: LossParts field of each training-only probe -> the recipe field of its weight.
 PROBE_WEIGHTS = {"replay": "aux_weight", "reference": "reference_weight", "options": "option_weight",
-                 "slots": "slot_weight"}
+                 "slots": "slot_weight", "copy": "copy_weight"}
 CROP_TOKENS = tuple(f"<|reserved_special_token_{k + 2}|>" for k in range(5))
 
 
@@ -70,14 +70,14 @@ def draw_sample(recipe: TinyRecipe, index: int) -> TaskSample:
     rng = np.random.default_rng([recipe.seed, index])
     names = list(recipe.mixture)
     weights = np.asarray([recipe.mixture[n] for n in names], dtype=float)
-    task = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    task, _, kind = names[int(rng.choice(len(names), p=weights / weights.sum()))].partition(":")
     seed = TRAIN_SEED_BASE + int(rng.integers(0, 2**40))
     size = recipe.scene_size
     if task == "describe":
         options = make_describe(seed, size)
         return options[int(rng.integers(len(options)))]
     if task == "choice":
-        return make_choice(seed, size=size)
+        return make_choice(seed, kind or None, size=size)
     if task == "free":
         return make_free(seed, size)
     if task == "motion":
@@ -160,7 +160,8 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
                     letter_ids=tuple(int(tok.convert_tokens_to_ids(x)) for x in LETTERS),
                     dot_id=int(tok.convert_tokens_to_ids(".")), layer=recipe.probe_layer,
                     slots=SlotProbe(dim, model.config.prompt_numbers) if recipe.slot_weight > 0 else None,
-                    slot_layer=recipe.slot_layer)
+                    slot_layer=recipe.slot_layer,
+                    copy_heads=recipe.copy_heads if recipe.copy_weight > 0 else 0)
     named = [*model.named_parameters(), *probes.parameters()]
     params = [p for _, p in named]
     decay = [p for n, p in named if p.ndim >= 2]
