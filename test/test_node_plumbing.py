@@ -458,3 +458,50 @@ def test_configure_fails_cleanly_on_missing_model(tmp_path):
         h.node.trigger_configure()
         assert h.node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
         assert h.node.pipeline is None
+
+
+@pytest.mark.parametrize("kind", ["service", "action"])
+def test_shutdown_with_a_query_inside_the_model(kind, capfd):
+    """Closing the node while a ~/ask call (or an ~/ask_stream goal) waits on a model call that
+    outlives the close: the waiting callback answers ERROR and returns before the interfaces are
+    destroyed, so nothing raises inside rclpy afterwards (it used to: "cannot use Destroyable")."""
+    import gc
+
+    from rclpy.action import ActionClient
+
+    from gar_ros.action import Ask as AskAction
+    from gar_ros.srv import Ask
+
+    model = RecordingModel()
+    gate = threading.Event()
+    name = f"gar_node_close_{kind}"
+    try:
+        with spin_node(model, name=name) as h:
+            pub = h.publisher(Image, "/image", RELIABLE)
+            pub_r = h.publisher(RegionArray, "/regions", RELIABLE)
+            h.wait_matched(pub)
+            h.wait_matched(pub_r)
+            pub.publish(image_msg(make_image(W, H), 5))
+            pub_r.publish(regions_msg([Region("7", box=(2, 2, 20, 20))], 5))
+            assert wait_for(lambda: h.node.pipeline.snapshot().counters.get("frames_joined", 0) >= 1)
+            assert wait_for(lambda: not h.node.pipeline.busy)
+            model.gate = gate
+            model.started.clear()
+            if kind == "service":
+                client = h.client.create_client(Ask, f"/{name}/ask")
+                assert client.wait_for_service(timeout_sec=5.0)
+                client.call_async(Ask.Request(question="what is <region:7>?"))
+            else:
+                client = ActionClient(h.client, AskAction, f"/{name}/ask_stream")
+                assert client.wait_for_server(timeout_sec=5.0)
+                client.send_goal_async(AskAction.Goal(question="what is <region:7>?"))
+            assert model.started.wait(5.0)
+            t0 = time.monotonic()
+        closed_in = time.monotonic() - t0
+    finally:
+        gate.set()  # the model call ends after the node is gone
+    time.sleep(0.3)
+    gc.collect()
+    err = capfd.readouterr().err
+    assert "never retrieved" not in err and "Destroyable" not in err, err[-2000:]
+    assert closed_in < 6.0

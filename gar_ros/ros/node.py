@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -51,6 +52,9 @@ from gar_ros.ros.regions import (
     stamp_to_ns,
 )
 from gar_ros.types import Answer, AnswerStatus
+
+#: seconds between checks of a waiting service/action callback (closing, cancel, timeout)
+WAIT_STEP = 0.05
 
 RELIABLE = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
@@ -115,6 +119,11 @@ class GarNode(LifecycleNode):
         self._texts: OrderedDict[str, str] = OrderedDict()  # latest description per track (debug image)
         self._ids = 0
         self._ids_lock = threading.Lock()
+        # service/action callbacks waiting for an answer; _release lets them return before it
+        # destroys the interfaces (a response sent on a destroyed service raises inside rclpy)
+        self._closing = threading.Event()
+        self._waiting = 0
+        self._waiting_cv = threading.Condition()
         self._diag = diagnostics.Reporter(self.get_fully_qualified_name())
 
     # ------------------------------------------------------------------ helpers
@@ -278,9 +287,13 @@ class GarNode(LifecycleNode):
 
     def _release(self, timeout: float = 1.0) -> bool:
         self.active = False
+        self._closing.set()
         stopped = True
         if self.pipeline is not None:
             stopped = self.pipeline.stop(timeout=timeout)
+        with self._waiting_cv:  # waiting callbacks see _closing within WAIT_STEP and answer ERROR
+            self._waiting_cv.wait_for(lambda: self._waiting == 0, timeout=1.0)
+        time.sleep(WAIT_STEP)  # let the executor send the responses they returned
         self._destroy_interfaces()
         self.pipeline = None
         self.model = None
@@ -352,13 +365,34 @@ class GarNode(LifecycleNode):
         if ticket is None:
             result = self._not_active(request.query_id, request.question)
         else:
-            result = ticket.result(float(self.param("service_timeout")))
-            if result is None:
-                ticket.cancel()
-                result = QueryResult(request.query_id, request.question,
-                                     Answer(AnswerStatus.ERROR, message="timed out"))
+            result = self._wait(ticket, float(self.param("service_timeout")))
         self._fill_answer(response, result)
         return response
+
+    def _wait(self, ticket, timeout: float, tick: Callable[[], None] | None = None) -> QueryResult:
+        """The ticket's result; ERROR after ``timeout`` s or as soon as the node is closing.
+
+        ``tick`` runs every WAIT_STEP seconds (the action's cancel check)."""
+        with self._waiting_cv:
+            self._waiting += 1
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                result = ticket.result(WAIT_STEP)
+                if result is not None:
+                    return result
+                if tick is not None:
+                    tick()
+                closing = self._closing.is_set() or not rclpy.ok(context=self.context)
+                if closing or time.monotonic() > deadline:
+                    ticket.cancel()
+                    message = "node shutting down" if closing else "timed out"
+                    return QueryResult(ticket.request.query_id, ticket.request.question,
+                                       Answer(AnswerStatus.ERROR, message=message))
+        finally:
+            with self._waiting_cv:
+                self._waiting -= 1
+                self._waiting_cv.notify_all()
 
     def _execute_ask(self, goal_handle):
         from gar_ros.action import Ask as AskAction
@@ -383,13 +417,11 @@ class GarNode(LifecycleNode):
             self._fill_answer(result, self._not_active(request.query_id, request.question))
             goal_handle.abort()
             return result
-        outcome = None
-        while outcome is None:
+        def check_cancel() -> None:
             if goal_handle.is_cancel_requested:
                 ticket.cancel()
-            outcome = ticket.result(0.05)
-            if outcome is None and not rclpy.ok(context=self.context):
-                ticket.cancel()
+
+        outcome = self._wait(ticket, float("inf"), check_cancel)
         self._fill_answer(result, outcome)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
