@@ -448,6 +448,26 @@ def test_lifecycle_transitions():
         node.trigger_cleanup()
         assert node.pipeline is None and node.model is None
         assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+        # configured again after a cleanup, the node answers queries (not "node shutting down")
+        from gar_ros.srv import Ask
+
+        node.trigger_configure()
+        node.trigger_activate()
+        assert node.active and node.pipeline.running
+        pub = h.publisher(Image, "/image", RELIABLE)
+        pub_r = h.publisher(RegionArray, "/regions", RELIABLE)
+        h.wait_matched(pub)
+        h.wait_matched(pub_r)
+        pub.publish(image_msg(make_image(W, H), 7))
+        pub_r.publish(regions_msg([Region("7", box=(2, 2, 20, 20))], 7))
+        assert wait_for(lambda: node.pipeline.snapshot().counters.get("frames_joined", 0) >= 1)
+        model.delay = 0.3  # the answer takes longer than one wait step of the service callback
+        client = h.client.create_client(Ask, "/gar_node_lc/ask")
+        assert client.wait_for_service(timeout_sec=5.0)
+        future = client.call_async(Ask.Request(question="what is <region:7>?"))
+        assert wait_for(future.done, 10.0)
+        response = future.result()
+        assert response.status == Answer.OK, response.message
 
 
 def test_configure_fails_cleanly_on_missing_model(tmp_path):

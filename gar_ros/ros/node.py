@@ -190,6 +190,7 @@ class GarNode(LifecycleNode):
             on_answer=self._publish_answer,
         )
         self.pipeline.stats.listener = self.throttle.warn
+        self._closing.clear()  # a cleanup before this configure closed the previous interfaces
         self._create_interfaces()
         return TransitionCallbackReturn.SUCCESS
 
