@@ -293,8 +293,10 @@ class GarNode(LifecycleNode):
         if self.pipeline is not None:
             stopped = self.pipeline.stop(timeout=timeout)
         with self._waiting_cv:  # waiting callbacks see _closing within WAIT_STEP and answer ERROR
+            had_waiting = self._waiting > 0
             self._waiting_cv.wait_for(lambda: self._waiting == 0, timeout=1.0)
-        time.sleep(WAIT_STEP)  # let the executor send the responses they returned
+        if had_waiting:
+            time.sleep(WAIT_STEP)  # let the executor send the responses they returned
         self._destroy_interfaces()
         self.pipeline = None
         self.model = None

@@ -141,8 +141,7 @@ class Probes:
     dot_id: int = -1  # token id of "." (an option line starts "<letter> .")
     layer: int = 2  # decoder hidden state read by the reference and option probes (0 = embeddings)
     slot_layer: int = 1  # decoder hidden state read by the slot probe
-    copy_heads: int = 0  # > 0: attention target on the first copy_heads heads of copy_layer
-    copy_layer: int = -1  # decoder layer whose attention the copy target shapes (-1 = last)
+    copy_heads: int = 0  # > 0: attention target on the first copy_heads heads of the last layer
 
     def parameters(self) -> list[tuple[str, nn.Parameter]]:
         out = []
@@ -229,14 +228,16 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
             if k is not None and k in targets and labels[i] == IGNORE:
                 ref_at.append((b, i))
                 ref_targets.append(targets[k])
+        lines = (_option_lines(ids, labels, letters, probes.dot_id)
+                 if probes.options is not None or probes.copy_heads > 0 else [])
         if probes.options is not None:
             local = getattr(it, "kind", "") in LOCAL_CHOICE_KINDS
-            for at, letter, right in _option_lines(ids, labels, letters, probes.dot_id):
+            for at, letter, right in lines:
                 opt_at.append((b, at))
                 opt_targets.append((float(letter), float(right) if local else -1.0))
         if probes.copy_heads > 0:
             answer_at = next((i for i, t in enumerate(labels) if t != IGNORE), 0) - 1
-            for at, _, right in _option_lines(ids, labels, letters, probes.dot_id):
+            for at, _, right in lines:
                 if right:  # the right option's line: letter, ".", content
                     copy_at.append((b, answer_at, [at - 2, at - 1, at]))
         if probes.slots is not None:
@@ -286,7 +287,7 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
     copy_loss = None
     if copy_at:
         lm_model = model.mllm.model.language_model
-        layer = probes.copy_layer % len(lm_model.layers)
+        layer = len(lm_model.layers) - 1
         rows = [(b, p) for b, p, _ in copy_at]
         att = attention_rows(lm_model, layer, out.hidden_states[layer], positions, mask, rows)
         mass = torch.stack([att[j, : probes.copy_heads, cols].sum(-1) for j, (_, _, cols) in enumerate(copy_at)], 0)
