@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from gar_ros.model.video import clip_forward
-from gar_ros.synthetic.tasks import LETTERS, make_choice, make_describe, make_motion
+from gar_ros.synthetic.tasks import CHOICE_KINDS, LETTERS, make_choice, make_describe, make_motion
 from gar_ros.training.batches import collate, encode_sample
 from gar_ros.training.clips import encode_motion
 from gar_ros.training.objective import (
-    LOCAL_CHOICE_KINDS, OptionProbe, Probes, RegionProbe, _option_lines, step_loss,
+    FEATURE_HEADS, LINE_HEAD, LOCAL_CHOICE_KINDS, SAME_COLOUR_HEAD, OptionProbe, Probes, RegionProbe, SlotProbe,
+    _feature_targets, _option_lines, step_loss,
 )
 from gar_ros.training.recipe import TinyRecipe
 from gar_ros.training.tokenizer import EOT, PAD
@@ -162,3 +163,43 @@ def test_copy_target_reads_the_right_option_line(built) -> None:
     model.zero_grad(set_to_none=True)
     describe = encode_sample(processor, make_describe(5)[0], _end(processor))
     assert step_loss(model, [describe], [1.0], probes).copy is None  # no options, no target
+
+
+def test_feature_targets_pick_the_extreme_region() -> None:
+    crop = [90, 91, 92, 93, 94]
+    ids = [1, 90, 90, 2, 91, 91, 3, 92, 92, 4]
+    # prompt -> (colour, shape, cx, cy, log area)
+    regions = {0: (1, 0, 0.50, 0.10, -3.0), 1: (2, 0, 0.10, 0.52, -2.0), 2: (1, 0, 0.85, 0.55, -4.0)}
+    got = dict(_feature_targets(ids, regions, crop, [7, 8, 9], True))
+    assert got[FEATURE_HEADS.index("left")] == [4, 5]  # region 1 has the smallest cx
+    assert got[FEATURE_HEADS.index("right")] == [7, 8]
+    assert got[FEATURE_HEADS.index("up")] == [1, 2]
+    assert FEATURE_HEADS.index("down") not in got  # cy 0.55 vs 0.52: no clear bottom region
+    assert got[FEATURE_HEADS.index("larger")] == [4, 5]
+    assert got[FEATURE_HEADS.index("smaller")] == [7, 8]
+    assert got[SAME_COLOUR_HEAD] == [7, 8]  # region 2 shares <Prompt0>'s colour
+    assert LINE_HEAD not in got
+    # options that are words: only the right option's line
+    assert _feature_targets(ids, regions, crop, [7, 8, 9], False) == [(LINE_HEAD, [7, 8, 9])]
+    assert _feature_targets(ids[:3], {0: regions[0]}, crop, [], True) == []  # one region: nothing
+
+
+@pytest.mark.parametrize("kind", ["leftmost", "below", "same_colour", "shape_options"])
+def test_feature_heads_and_kind_probe_train(kind: str) -> None:
+    torch.manual_seed(0)
+    recipe = TinyRecipe(seed=1, **{**SMALL, "heads": LINE_HEAD + 1, "kv_heads": LINE_HEAD + 1})
+    model, processor = build_untrained(recipe)
+    probes = _probes(model, processor)
+    probes.copy_heads, probes.feature_heads = 1, True
+    probes.kinds = SlotProbe(model.config.hidden_size, len(CHOICE_KINDS))
+    sample = make_choice(21, kind=kind)
+    enc = encode_sample(processor, sample, _end(processor))
+    parts = step_loss(model, [enc], [1.0], probes)
+    assert parts.copy is not None and parts.kind is not None
+    (parts.copy + parts.kind).backward()
+    grad = model.mllm.model.language_model.layers[-1].self_attn.q_proj.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    assert all(p.grad is not None for p in probes.kinds.parameters())
+    describe = encode_sample(processor, make_describe(5)[0], _end(processor))
+    none = step_loss(model, [describe], [1.0], probes)
+    assert none.copy is None and none.kind is None  # no options: neither target

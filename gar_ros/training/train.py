@@ -27,11 +27,14 @@ import torch
 from gar_ros.model.modeling import GarTorchModel
 from gar_ros.model.processor import GarProcessor
 from gar_ros.model.tiny import init_weights, save_checkpoint, tiny_config
-from gar_ros.synthetic.tasks import LETTERS, TaskSample, make_choice, make_describe, make_free, make_motion
+from gar_ros.synthetic.tasks import (
+    CHOICE_KINDS, LETTERS, TaskSample, make_choice, make_describe, make_free, make_motion,
+)
 from gar_ros.training.batches import EncodedSample, encode_sample
 from gar_ros.training.clips import EncodedClip, encode_motion, pick_frames
+from gar_ros.errors import InputError
 from gar_ros.training.objective import (
-    OptionProbe, Probes, RegionProbe, SlotProbe, step_loss, task_weights,
+    LINE_HEAD, OptionProbe, Probes, RegionProbe, SlotProbe, step_loss, task_weights,
 )
 from gar_ros.training.recipe import TRAIN_SEED_BASE, TinyRecipe
 from gar_ros.training.tokenizer import BOS, EOT, IMAGE, PAD, build_tokenizer
@@ -39,7 +42,7 @@ from gar_ros.training.tokenizer import BOS, EOT, IMAGE, PAD, build_tokenizer
 log = logging.getLogger(__name__)
 #: LossParts field of each training-only probe -> the recipe field of its weight.
 PROBE_WEIGHTS = {"replay": "aux_weight", "reference": "reference_weight", "options": "option_weight",
-                 "slots": "slot_weight", "copy": "copy_weight"}
+                 "slots": "slot_weight", "copy": "copy_weight", "kind": "kind_weight"}
 CROP_TOKENS = tuple(f"<|reserved_special_token_{k + 2}|>" for k in range(5))
 
 
@@ -153,6 +156,8 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
     model.train()
     dim = model.config.hidden_size
     tok = processor.tokenizer
+    if recipe.feature_heads and recipe.copy_weight > 0 and recipe.heads <= LINE_HEAD:
+        raise InputError(f"feature_heads needs at least {LINE_HEAD + 1} decoder heads, the recipe has {recipe.heads}")
     probes = Probes(RegionProbe(dim) if recipe.aux_weight > 0 else None,
                     RegionProbe(dim) if recipe.reference_weight > 0 else None,
                     OptionProbe(dim, len(LETTERS)) if recipe.option_weight > 0 else None,
@@ -161,7 +166,9 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
                     dot_id=int(tok.convert_tokens_to_ids(".")), layer=recipe.probe_layer,
                     slots=SlotProbe(dim, model.config.prompt_numbers) if recipe.slot_weight > 0 else None,
                     slot_layer=recipe.slot_layer,
-                    copy_heads=recipe.copy_heads if recipe.copy_weight > 0 else 0)
+                    copy_heads=recipe.copy_heads if recipe.copy_weight > 0 else 0,
+                    feature_heads=recipe.feature_heads,
+                    kinds=SlotProbe(dim, len(CHOICE_KINDS)) if recipe.kind_weight > 0 else None)
     named = [*model.named_parameters(), *probes.parameters()]
     params = [p for _, p in named]
     decay = [p for n, p in named if p.ndim >= 2]
