@@ -16,7 +16,7 @@ from gar_ros.training.batches import collate, encode_sample
 from gar_ros.training.clips import encode_motion
 from gar_ros.training.objective import (
     FEATURE_HEADS, LINE_HEAD, LOCAL_CHOICE_KINDS, SAME_COLOUR_HEAD, OptionProbe, Probes, RegionProbe, SlotProbe,
-    _feature_targets, _option_lines, step_loss,
+    _answer_block, _feature_targets, _option_lines, step_loss,
 )
 from gar_ros.training.recipe import TinyRecipe
 from gar_ros.training.tokenizer import EOT, PAD
@@ -184,13 +184,38 @@ def test_feature_targets_pick_the_extreme_region() -> None:
     assert _feature_targets(ids[:3], {0: regions[0]}, crop, [], True) == []  # one region: nothing
 
 
+def test_answer_block_is_the_right_options_crop_block() -> None:
+    crop = [90, 91, 92]
+    prompt_ids = {50: 0, 51: 1, 52: 2}
+    # crop blocks of slots 0..2, then "A . <Prompt1>" and "B . <Prompt2>"
+    ids = [1, 90, 90, 2, 91, 91, 3, 92, 92, 60, 7, 51, 61, 7, 52]
+    assert _answer_block(ids, [12, 13, 14], prompt_ids, crop) == [7, 8]
+    assert _answer_block(ids, [9, 10, 11], prompt_ids, crop) == [4, 5]
+    assert _answer_block(ids, [9, 10, 6], prompt_ids, crop) == []  # a word option
+    assert _answer_block(ids, [], prompt_ids, crop) == []
+
+
+@pytest.mark.parametrize("kind", ["topmost", "above", "colour_options"])
+def test_block_copy_target_trains_the_last_layer(built, kind: str) -> None:
+    model, processor = built
+    probes = _probes(model, processor)
+    probes.copy_heads, probes.copy_target = 2, "block"
+    enc = encode_sample(processor, make_choice(33, kind=kind), _end(processor))
+    parts = step_loss(model, [enc], [1.0], probes)
+    assert parts.copy is not None and float(parts.copy) > 0
+    parts.copy.backward()
+    grad = model.mllm.model.language_model.layers[-1].self_attn.q_proj.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    model.zero_grad(set_to_none=True)
+
+
 @pytest.mark.parametrize("kind", ["leftmost", "below", "same_colour", "shape_options"])
 def test_feature_heads_and_kind_probe_train(kind: str) -> None:
     torch.manual_seed(0)
     recipe = TinyRecipe(seed=1, **{**SMALL, "heads": LINE_HEAD + 1, "kv_heads": LINE_HEAD + 1})
     model, processor = build_untrained(recipe)
     probes = _probes(model, processor)
-    probes.copy_heads, probes.feature_heads = 1, True
+    probes.copy_heads, probes.copy_target = 1, "features"
     probes.kinds = SlotProbe(model.config.hidden_size, len(CHOICE_KINDS))
     sample = make_choice(21, kind=kind)
     enc = encode_sample(processor, sample, _end(processor))

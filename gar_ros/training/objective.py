@@ -36,6 +36,11 @@ of :mod:`gar_ros.model.video`) in one decoder call. It also returns two training
   the head that the question's kind names (relations against an anchor reduce to these: with the
   generator's margins, the one region left of ``<Prompt0>`` is the leftmost prompted region).
   Options that are words (colour / shape options) keep the line target, on :data:`LINE_HEAD`;
+- with ``copy_target`` "block" every copy head attends, at the answer position, to the crop
+  block of the region that the right option names (word options: the right line): the head's
+  query must then carry the question's kind (and for "same colour" ``<Prompt0>``'s colour), a
+  bilinear match of query and key that attention computes natively, and the block's slot gives
+  the letter;
 - the *kind probe* reads the hidden state at the answer position of a multiple-choice prompt and
   predicts the question's kind (:data:`gar_ros.synthetic.tasks.CHOICE_KINDS`): the decoder must
   carry the kind to where the answer is written before it can pick a head. Measured from the
@@ -63,6 +68,8 @@ from gar_ros.training.batches import EncodedSample
 from gar_ros.training.clips import EncodedClip
 
 IGNORE = -100
+#: Values of ``Probes.copy_target`` (and of the recipe's ``copy_target``).
+COPY_TARGETS = ("line", "features", "block")
 #: Multiple-choice kinds whose options can each be judged where they are written (against the
 #: question and earlier text only): the option probe's "is the answer" target is used for these.
 #: For "leftmost" and the like an option's correctness depends on later options, which a causal
@@ -156,7 +163,10 @@ class Probes:
     layer: int = 2  # decoder hidden state read by the reference and option probes (0 = embeddings)
     slot_layer: int = 1  # decoder hidden state read by the slot probe
     copy_heads: int = 0  # > 0: attention target on the first copy_heads heads of the last layer
-    feature_heads: bool = False  # one head per region feature (see _feature_targets), not the line
+    #: where the copy heads look at the answer position: "line" (the right option's line),
+    #: "features" (one head per region feature, :func:`_feature_targets`) or "block" (the right
+    #: option's crop block, :func:`_answer_block`)
+    copy_target: str = "line"
     kinds: SlotProbe | None = None  # the question's kind at the answer position (multiple choice)
 
     def parameters(self) -> list[tuple[str, nn.Parameter]]:
@@ -256,9 +266,13 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
         if probes.copy_heads > 0 and lines:
             answer_at = next((i for i, t in enumerate(labels) if t != IGNORE), 0) - 1
             right_line = next(([at - 2, at - 1, at] for at, _, right in lines if right), [])
-            if probes.feature_heads and isinstance(it, EncodedSample):
+            if probes.copy_target == "features" and isinstance(it, EncodedSample):
                 for head, cols in _feature_targets(ids, it.region_targets, cfg.crop_tokens_ids, right_line,
                                                    ids[lines[0][0]] in prompt_ids):
+                    copy_at.append((b, answer_at, head, cols))
+            elif probes.copy_target == "block" and isinstance(it, EncodedSample):
+                cols = _answer_block(ids, right_line, prompt_ids, cfg.crop_tokens_ids) or right_line
+                for head in range(probes.copy_heads):
                     copy_at.append((b, answer_at, head, cols))
             else:
                 for head in range(probes.copy_heads):  # the right option's line: letter, ".", content
@@ -392,6 +406,18 @@ def _feature_targets(ids: Sequence[int], regions: Mapping[int, Sequence[float]],
     if 0 in blocks and colour0 >= 0 and len(same) == 1:
         out.append((SAME_COLOUR_HEAD, blocks[same[0]]))
     return out
+
+
+def _answer_block(ids: Sequence[int], right_line: Sequence[int], prompt_ids: Mapping[int, int],
+                  crop_ids: Sequence[int]) -> list[int]:
+    """Positions of the crop block of the region the right option names ("B. <Prompt2>" -> the
+    block of slot 2); [] when the option is a word or the line is unknown."""
+    if not right_line:
+        return []
+    k = prompt_ids.get(int(ids[right_line[-1]]))
+    if k is None or k >= len(crop_ids):
+        return []
+    return [i for i, t in enumerate(ids) if t == crop_ids[k]]
 
 
 def _option_lines(ids: Sequence[int], labels: Sequence[int], letters: Mapping[int, int],

@@ -57,7 +57,7 @@ class TinyRecipe:
     slot_weight: float = 1.0  # slot probe on the decoder (objective.py); 0 = off
     copy_weight: float = 0.0  # answer-attention target on the right option's line (objective.py); 0 = off
     copy_heads: int = 4  # heads of the last decoder layer the copy target shapes
-    feature_heads: bool = False  # copy target: one last-layer head per region feature (objective.py)
+    copy_target: str = "line"  # copy heads look at: "line", "features" (one per region feature) or "block" (objective.py)
     kind_weight: float = 0.0  # kind probe: the question's kind at the answer position (objective.py); 0 = off
     slot_layer: int = 1  # decoder hidden state the slot probe reads
     probe_layer: int = 2  # decoder hidden state the reference probe reads
