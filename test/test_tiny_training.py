@@ -70,3 +70,13 @@ def test_mixture_entry_of_one_choice_kind() -> None:
     recipe = TinyRecipe(mixture={"choice:left_of": 1.0})
     kinds = {draw_sample(recipe, i).kind for i in range(12)}
     assert kinds == {"left_of"}
+
+
+def test_late_mixture_takes_over_at_its_step() -> None:
+    recipe = TinyRecipe(mixture={"describe": 1.0}, late_mixture={"choice:above": 1.0},
+                        late_from=0.5, steps=10, batch_size=3)
+    early = {draw_sample(recipe, i).task for i in range(5 * 3)}
+    late = {draw_sample(recipe, i).kind for i in range(5 * 3, 10 * 3)}
+    assert early == {"describe"}
+    assert late == {"above"}
+    assert TinyRecipe.from_dict(recipe.to_dict()).late_mixture == {"choice:above": 1.0}

@@ -22,13 +22,14 @@ of :mod:`gar_ros.model.video`) in one decoder call. It also returns two training
   (the token after "A.") and predicts the option's letter and whether it is the right answer,
   so that the decoder learns to judge each option where it is written and to know its letter;
   the answer then only has to copy the letter of the option marked right;
-- the *copy target* (``copy_weight`` > 0; off in the default recipe) asks the first
-  ``copy_heads`` heads of the last decoder layer to attend, at the position that predicts a
-  multiple-choice letter, to the right option's line ("B", ".", content): the copy step itself.
+- the *copy target* (``copy_weight`` > 0; on in the default recipe, which uses ``copy_target``
+  "block" below) with ``copy_target`` "line" asks the first ``copy_heads`` heads of the last
+  decoder layer to attend, at the position that predicts a multiple-choice letter, to the right
+  option's line ("B", ".", content): the copy step itself.
   Its attention rows are recomputed from the layer's input (:func:`attention_rows`, equal to the
   eager kernel's weights) so that the forward pass keeps the fused kernel. Measured: on one choice
   kind alone it lifts a 200-step run from chance to 71-74 %; in the full mixture it did not;
-- with ``feature_heads`` the copy target is split by region feature instead: head h of the last
+- with ``copy_target`` "features" the copy target is split by region feature instead: head h of the last
   layer attends, at the answer position, to the crop block of the prompted region that maximises
   feature h (:data:`FEATURE_HEADS`: leftmost, rightmost, topmost, bottommost, largest, smallest;
   then the other region of ``<Prompt0>``'s colour), whatever the question asks. Each head's query is
@@ -40,7 +41,9 @@ of :mod:`gar_ros.model.video`) in one decoder call. It also returns two training
   block of the region that the right option names (word options: the right line): the head's
   query must then carry the question's kind (and for "same colour" ``<Prompt0>``'s colour), a
   bilinear match of query and key that attention computes natively, and the block's slot gives
-  the letter;
+  the letter. Measured: with the kind probe and a late mixture of 70 % multiple choice, a
+  from-scratch run (the default recipe, 725 s) reached 82 % multiple choice, every position kind
+  93-100 %;
 - the *kind probe* reads the hidden state at the answer position of a multiple-choice prompt and
   predicts the question's kind (:data:`gar_ros.synthetic.tasks.CHOICE_KINDS`): the decoder must
   carry the kind to where the answer is written before it can pick a head. Measured from the

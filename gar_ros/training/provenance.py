@@ -37,6 +37,8 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         f"{recipe['scene_size'][1]}; motion clips of {recipe['clip_frames'][0]}-"
         f"{recipe['clip_frames'][1]} frames, {recipe['context_frames'][0]}-"
         f"{recipe['context_frames'][1]} given to the model",
+        *([f"- late mixture (from step {int(recipe.get('late_from', 0) * recipe['steps'])}): "
+           f"{json.dumps(recipe['late_mixture'])}"] if recipe.get("late_mixture") else []),
         f"- training time: {record['wall_s']:.0f} s wall, {record['process_cpu_s']:.0f} s process CPU "
         f"(load average at the end {record['machine'].get('load_avg_at_end')}, "
         f"{record['machine'].get('cpus')} CPUs shared with other work)",
@@ -44,7 +46,9 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         f"{json.dumps(recipe.get('task_weights', {}))}): {record['final_loss']:.4f}",
         f"- training-only probes (not saved): replay {recipe.get('aux_weight')}, reference "
         f"{recipe.get('reference_weight')}, option {recipe.get('option_weight')}, slot "
-        f"{recipe.get('slot_weight')} (see `gar_ros/training/objective.py`)",
+        f"{recipe.get('slot_weight')}, copy {recipe.get('copy_weight', 0.0)} (target "
+        f"{recipe.get('copy_target', 'line')!r}, {recipe.get('copy_heads')} heads), kind "
+        f"{recipe.get('kind_weight', 0.0)} (see `gar_ros/training/objective.py`)",
         f"- versions: {json.dumps(record['versions'])}",
         "",
     ]

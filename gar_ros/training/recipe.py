@@ -38,6 +38,12 @@ class TinyRecipe:
     #: task -> share of samples; "choice:KIND" draws multiple choice of one kind only
     mixture: dict[str, float] = field(default_factory=lambda: {
         "describe": 0.20, "choice": 0.40, "free": 0.15, "motion": 0.25})
+    #: second mixture, used from step ``late_from * steps`` on (None = one mixture throughout):
+    #: multiple choice dominates once description, free questions and motion have been learnt
+    late_mixture: dict[str, float] | None = field(default_factory=lambda: {
+        "describe": 0.10, "choice": 0.55, "choice:colour_options": 0.05,
+        "choice:shape_options": 0.05, "choice:same_colour": 0.05, "free": 0.12, "motion": 0.08})
+    late_from: float = 0.4
     clip_frames: tuple[int, int] = (3, 5)  # frames generated per motion clip (min, max)
     context_frames: tuple[int, int] = (2, 4)  # frames given to the model per clip (min, max)
     # optimisation
@@ -55,10 +61,10 @@ class TinyRecipe:
     reference_weight: float = 1.0  # reference probe on the decoder (objective.py); 0 = off
     option_weight: float = 1.0  # option probe on the decoder (objective.py); 0 = off
     slot_weight: float = 1.0  # slot probe on the decoder (objective.py); 0 = off
-    copy_weight: float = 0.0  # answer-attention target on the right option's line (objective.py); 0 = off
-    copy_heads: int = 4  # heads of the last decoder layer the copy target shapes
-    copy_target: str = "line"  # copy heads look at: "line", "features" (one per region feature) or "block" (objective.py)
-    kind_weight: float = 0.0  # kind probe: the question's kind at the answer position (objective.py); 0 = off
+    copy_weight: float = 1.0  # answer-attention target (objective.py); 0 = off
+    copy_heads: int = 8  # heads of the last decoder layer the copy target shapes
+    copy_target: str = "block"  # copy heads look at: "line", "features" (one per region feature) or "block" (objective.py)
+    kind_weight: float = 1.0  # kind probe: the question's kind at the answer position (objective.py); 0 = off
     slot_layer: int = 1  # decoder hidden state the slot probe reads
     probe_layer: int = 2  # decoder hidden state the reference probe reads
     aux_steps: int = 0  # 0 = constant probe weights; else linear decay to 0 over these steps

@@ -68,11 +68,19 @@ def build_untrained(recipe: TinyRecipe) -> tuple[GarTorchModel, GarProcessor]:
     return model, processor
 
 
+def mixture_at(recipe: TinyRecipe, step: int) -> dict[str, float]:
+    """The task mixture of training step ``step``: ``late_mixture`` from ``late_from * steps`` on."""
+    if recipe.late_mixture and step >= int(recipe.late_from * recipe.steps):
+        return recipe.late_mixture
+    return recipe.mixture
+
+
 def draw_sample(recipe: TinyRecipe, index: int) -> TaskSample:
     """Training sample ``index`` of the recipe's stream (seeds >= TRAIN_SEED_BASE)."""
     rng = np.random.default_rng([recipe.seed, index])
-    names = list(recipe.mixture)
-    weights = np.asarray([recipe.mixture[n] for n in names], dtype=float)
+    mixture = mixture_at(recipe, index // recipe.batch_size)
+    names = list(mixture)
+    weights = np.asarray([mixture[n] for n in names], dtype=float)
     task, _, kind = names[int(rng.choice(len(names), p=weights / weights.sum()))].partition(":")
     seed = TRAIN_SEED_BASE + int(rng.integers(0, 2**40))
     size = recipe.scene_size
