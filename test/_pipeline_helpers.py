@@ -55,12 +55,14 @@ class RecordingModel:
     name: str = "recording-test-double"
     calls: list[tuple[str, list[str], str]] = field(default_factory=list)
     gate: threading.Event | None = None
+    #: longest a call waits on ``gate`` (s): the bound that keeps a forgotten gate from hanging a test
+    gate_timeout: float = 10.0
     started: threading.Event = field(default_factory=threading.Event)
 
     def _wait(self) -> None:
         self.started.set()
         if self.gate is not None:
-            self.gate.wait(10)
+            self.gate.wait(self.gate_timeout)
         if self.delay:
             time.sleep(self.delay)
 

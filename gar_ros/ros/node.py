@@ -62,8 +62,9 @@ RELIABLE = QoSProfile(
     depth=10,
     durability=DurabilityPolicy.VOLATILE,
 )
-#: Queries are small and each one is owed an answer, so the reader keeps a deep history: a burst is
-#: answered (OK or BUSY by ``query_queue_size``) instead of being overwritten inside DDS unseen.
+#: Queries are small and each one is owed an answer, so the query reader and the answer writer keep
+#: a deep history: a burst is answered (OK or BUSY by ``query_queue_size``) and every answer reaches
+#: a reliable reader instead of being overwritten inside DDS unseen.
 QUERY_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     history=HistoryPolicy.KEEP_LAST,
@@ -206,7 +207,7 @@ class GarNode(LifecycleNode):
         qos = self._input_qos()
         image_topic = str(self.param("image_topic"))
         self.pub_descriptions = self.create_publisher(RegionDescriptionArray, "~/descriptions", RELIABLE)
-        self.pub_answers = self.create_publisher(AnswerMsg, "~/answers", RELIABLE)
+        self.pub_answers = self.create_publisher(AnswerMsg, "~/answers", QUERY_QOS)
         self.pub_debug = self.create_publisher(Image, "~/debug_image", qos_profile=5)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         ents = [self.pub_descriptions, self.pub_answers, self.pub_debug, self.pub_diag]
