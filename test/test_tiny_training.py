@@ -80,3 +80,15 @@ def test_late_mixture_takes_over_at_its_step() -> None:
     assert early == {"describe"}
     assert late == {"above"}
     assert TinyRecipe.from_dict(recipe.to_dict()).late_mixture == {"choice:above": 1.0}
+
+
+def test_projection_warns_when_the_time_limit_cuts_the_run() -> None:
+    from gar_ros.training.train import _warn_if_over_limit
+
+    said: list[str] = []
+    recipe = TinyRecipe(steps=1800, time_limit_s=880.0)
+    _warn_if_over_limit(recipe, 99, 73.0, said.append)  # 0.73 s/step: 1314 s projected
+    assert len(said) == 1 and "near step 1205" in said[0] and "880s" in said[0]
+    said.clear()
+    _warn_if_over_limit(recipe, 99, 40.0, said.append)  # 0.40 s/step: 720 s, within the limit
+    assert said == []

@@ -237,6 +237,8 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
             probe_text = " ".join(f"{k} {np.mean(v[-25:]):.3f}" for k, v in probe_losses.items())
             say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} {probe_text} "
                 f"lr {_lr(recipe, step):.2e} {elapsed:.0f}s (data wait {wait_s:.0f}s)")
+        if step == _PROJECT_AT and recipe.time_limit_s:
+            _warn_if_over_limit(recipe, step, time.perf_counter() - start, say)
         if recipe.time_limit_s and time.perf_counter() - start > recipe.time_limit_s:
             stopped_early = True
             say(f"time limit {recipe.time_limit_s:.0f}s reached at step {step}")
@@ -263,6 +265,25 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
     }
     (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+_PROJECT_AT = 100  # step at which the run's length is projected against its time limit
+
+
+def _warn_if_over_limit(recipe: TinyRecipe, step: int, elapsed_s: float, say) -> None:
+    """Say, early, when this machine is too slow for the recipe's steps within its time limit.
+
+    The run then stops at the limit with fewer steps than the recipe (and its recorded
+    accuracy) assume; the projection uses the mean step time so far (early steps, which
+    include long motion clips, are slower than the average).
+    """
+    per_step = elapsed_s / (step + 1)
+    projected = per_step * recipe.steps
+    if projected > recipe.time_limit_s:
+        reach = int(recipe.time_limit_s / per_step)
+        say(f"warning: {per_step:.2f} s per step so far; {recipe.steps} steps would take about "
+            f"{projected:.0f}s, beyond the {recipe.time_limit_s:.0f}s time limit: the run will stop "
+            f"near step {reach} and give a weaker model than a full run")
 
 
 def _lib_versions() -> dict[str, str]:
