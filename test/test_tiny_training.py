@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from gar_ros import cli
 from gar_ros.synthetic.tasks import make_describe
 from gar_ros.training.recipe import TinyRecipe
-from gar_ros.training.train import draw_sample, train_tiny
+from gar_ros.training.train import _warn_if_over_limit, draw_sample, train_tiny
 
 SMOKE = {"steps": 2, "batch_size": 6, "warmup_steps": 1, "data_workers": 0, "threads": 1,
          "mixture": {"describe": 1.0, "choice": 1.0, "free": 1.0, "motion": 1.0}}
@@ -83,8 +83,6 @@ def test_late_mixture_takes_over_at_its_step() -> None:
 
 
 def test_projection_warns_when_the_time_limit_cuts_the_run() -> None:
-    from gar_ros.training.train import _warn_if_over_limit
-
     said: list[str] = []
     recipe = TinyRecipe(steps=1800, time_limit_s=880.0)
     _warn_if_over_limit(recipe, 99, 73.0, said.append)  # 0.73 s/step: 1314 s projected

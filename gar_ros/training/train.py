@@ -231,15 +231,15 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
             for key, value in (getattr(probe, "stats", None) or {}).items():
                 if value is not None:
                     probe_acc.setdefault(f"{name}.{key}", []).append(value)
+        elapsed = time.perf_counter() - start
         if step % 25 == 0 or step == recipe.steps - 1:
-            elapsed = time.perf_counter() - start
             say("  probe accuracy " + " ".join(f"{k} {np.mean(v[-25:]):.2f}" for k, v in sorted(probe_acc.items())))
             probe_text = " ".join(f"{k} {np.mean(v[-25:]):.3f}" for k, v in probe_losses.items())
             say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} {probe_text} "
                 f"lr {_lr(recipe, step):.2e} {elapsed:.0f}s (data wait {wait_s:.0f}s)")
         if step == _PROJECT_AT and recipe.time_limit_s:
-            _warn_if_over_limit(recipe, step, time.perf_counter() - start, say)
-        if recipe.time_limit_s and time.perf_counter() - start > recipe.time_limit_s:
+            _warn_if_over_limit(recipe, step, elapsed, say)
+        if recipe.time_limit_s and elapsed > recipe.time_limit_s:
             stopped_early = True
             say(f"time limit {recipe.time_limit_s:.0f}s reached at step {step}")
             break
