@@ -10,13 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gar_ros.model.processing import normalize_uint8
 from gar_ros.model.video import clip_forward
 from gar_ros.synthetic.tasks import CHOICE_KINDS, LETTERS, make_choice, make_describe, make_motion
 from gar_ros.training.batches import collate, encode_sample
 from gar_ros.training.clips import encode_motion
 from gar_ros.training.objective import (
     FEATURE_HEADS, LINE_HEAD, LOCAL_CHOICE_KINDS, SAME_COLOUR_HEAD, OptionProbe, Probes, RegionProbe, SlotProbe,
-    _answer_block, _feature_targets, _option_lines, step_loss,
+    IGNORE, _answer_block, _feature_targets, _option_lines, step_loss,
 )
 from gar_ros.training.recipe import TinyRecipe
 from gar_ros.training.tokenizer import EOT, PAD
@@ -228,3 +229,41 @@ def test_feature_heads_and_kind_probe_train(kind: str) -> None:
     describe = encode_sample(processor, make_describe(5)[0], _end(processor))
     none = step_loss(model, [describe], [1.0], probes)
     assert none.copy is None and none.kind is None  # no options: neither target
+
+
+@pytest.mark.parametrize("word_target", ["line", "content"])
+def test_word_option_copy_target_is_the_right_line_or_its_word(built, word_target: str) -> None:
+    """Under the block target, a word option's copy loss is -log of the copy heads' mean mass on
+    the right option's line (letter, ".", word) or, with ``word_target`` "content", on its word."""
+    from gar_ros.training.objective import attention_rows
+
+    model, processor = built
+    tok = processor.tokenizer
+    probes = _probes(model, processor)
+    probes.copy_heads, probes.copy_target, probes.word_target = 2, "block", word_target
+    enc = encode_sample(processor, make_choice(52, kind="colour_options"), _end(processor))
+    with torch.no_grad():
+        parts = step_loss(model, [enc], [1.0], probes)
+        letters = {int(tok.convert_tokens_to_ids(x)): k for k, x in enumerate(LETTERS)}
+        lines = _option_lines(enc.input_ids, enc.labels, letters, int(tok.convert_tokens_to_ids(".")))
+        right = next(at for at, _, ok in lines if ok)
+        cols = [right - 2, right - 1, right] if word_target == "line" else [right]
+        ids = torch.tensor(enc.input_ids)
+        feats = model.encode_images(normalize_uint8(enc.pixels), normalize_uint8(enc.prompt_map))
+        emb = model.assemble(ids, feats, model.image_replays(feats, enc.grid, enc.boxes))
+        lm = model.mllm.model.language_model
+        hidden = lm(inputs_embeds=emb[None], output_hidden_states=True).hidden_states
+        last = len(lm.layers) - 1
+        answer_at = next(i for i, t in enumerate(enc.labels) if t != IGNORE) - 1
+        positions = torch.arange(len(ids))[None]
+        att = attention_rows(lm, last, hidden[last], positions, torch.ones_like(positions), [(0, answer_at)])[0]
+    expected = -torch.log(att[:2, cols].sum(-1).clamp(min=1e-6)).mean()
+    assert torch.allclose(parts.copy, expected, atol=1e-5)
+
+
+def test_unknown_word_target_is_refused(tmp_path) -> None:
+    from gar_ros.errors import InputError
+    from gar_ros.training.train import train_tiny
+
+    with pytest.raises(InputError, match="word_target"):
+        train_tiny(tmp_path / "m", TinyRecipe(steps=1, word_target="letters", **SMALL))

@@ -25,8 +25,9 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         "## How it was made",
         "",
         f"- command: `{command}`",
-        f"- seed: {recipe['seed']}; steps: {record['steps_done']} x batch {recipe['batch_size']}; "
-        f"threads: {recipe['threads']}",
+        f"- seed: {recipe['seed']}; steps: {record['steps_done']} x batch {recipe['batch_size']}"
+        + (f" (stopped by the {recipe['time_limit_s']:.0f} s time limit; the recipe has {recipe['steps']})"
+           if record.get("stopped_early") else "") + f"; threads: {recipe['threads']}",
         f"- architecture: tile {recipe['tile_size']} px, patch {recipe['patch_size']}, pooling "
         f"{recipe['pooling_ratio']}, max_num_tiles {recipe['max_num_tiles']} (thumbnail + 1 tile), "
         f"vision width {recipe['vision_width']} x {recipe['vision_depth']} blocks, decoder "
@@ -47,7 +48,8 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         f"- training-only probes (not saved): replay {recipe.get('aux_weight')}, reference "
         f"{recipe.get('reference_weight')}, option {recipe.get('option_weight')}, slot "
         f"{recipe.get('slot_weight')}, copy {recipe.get('copy_weight', 0.0)} (target "
-        f"{recipe.get('copy_target', 'line')!r}, {recipe.get('copy_heads')} heads), kind "
+        f"{recipe.get('copy_target', 'line')!r}, {recipe.get('copy_heads')} heads, word options "
+        f"{recipe.get('word_target', 'line')!r}), kind "
         f"{recipe.get('kind_weight', 0.0)} (see `gar_ros/training/objective.py`)",
         f"- versions: {json.dumps(record['versions'])}",
         "",

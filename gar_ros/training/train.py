@@ -34,7 +34,7 @@ from gar_ros.training.batches import EncodedSample, encode_sample
 from gar_ros.training.clips import EncodedClip, encode_motion, pick_frames
 from gar_ros.errors import InputError
 from gar_ros.training.objective import (
-    COPY_TARGETS, LINE_HEAD, OptionProbe, Probes, RegionProbe, SlotProbe, step_loss, task_weights,
+    COPY_TARGETS, LINE_HEAD, WORD_TARGETS, OptionProbe, Probes, RegionProbe, SlotProbe, step_loss, task_weights,
 )
 from gar_ros.training.recipe import TRAIN_SEED_BASE, TinyRecipe
 from gar_ros.training.tokenizer import BOS, EOT, IMAGE, PAD, build_tokenizer
@@ -166,6 +166,8 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
     tok = processor.tokenizer
     if recipe.copy_target not in COPY_TARGETS:
         raise InputError(f"copy_target must be one of {COPY_TARGETS}, not {recipe.copy_target!r}")
+    if recipe.word_target not in WORD_TARGETS:
+        raise InputError(f"word_target must be one of {WORD_TARGETS}, not {recipe.word_target!r}")
     if recipe.copy_target == "features" and recipe.copy_weight > 0 and recipe.heads <= LINE_HEAD:
         raise InputError(f"copy_target 'features' needs at least {LINE_HEAD + 1} decoder heads, "
                          f"the recipe has {recipe.heads}")
@@ -178,7 +180,7 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
                     slots=SlotProbe(dim, model.config.prompt_numbers) if recipe.slot_weight > 0 else None,
                     slot_layer=recipe.slot_layer,
                     copy_heads=recipe.copy_heads if recipe.copy_weight > 0 else 0,
-                    copy_target=recipe.copy_target,
+                    copy_target=recipe.copy_target, word_target=recipe.word_target,
                     kinds=SlotProbe(dim, len(CHOICE_KINDS)) if recipe.kind_weight > 0 else None)
     named = [*model.named_parameters(), *probes.parameters()]
     params = [p for _, p in named]
