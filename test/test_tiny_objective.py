@@ -238,14 +238,13 @@ def test_word_option_copy_target_is_the_right_line_or_its_word(built, word_targe
     from gar_ros.training.objective import attention_rows
 
     model, processor = built
-    tok = processor.tokenizer
     probes = _probes(model, processor)
     probes.copy_heads, probes.copy_target, probes.word_target = 2, "block", word_target
     enc = encode_sample(processor, make_choice(52, kind="colour_options"), _end(processor))
     with torch.no_grad():
         parts = step_loss(model, [enc], [1.0], probes)
-        letters = {int(tok.convert_tokens_to_ids(x)): k for k, x in enumerate(LETTERS)}
-        lines = _option_lines(enc.input_ids, enc.labels, letters, int(tok.convert_tokens_to_ids(".")))
+        letters = {t: k for k, t in enumerate(probes.letter_ids)}
+        lines = _option_lines(enc.input_ids, enc.labels, letters, probes.dot_id)
         right = next(at for at, _, ok in lines if ok)
         cols = [right - 2, right - 1, right] if word_target == "line" else [right]
         ids = torch.tensor(enc.input_ids)

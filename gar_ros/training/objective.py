@@ -179,8 +179,9 @@ class Probes:
     #: option's crop block, :func:`_answer_block`)
     copy_target: str = "line"
     kinds: SlotProbe | None = None  # the question's kind at the answer position (multiple choice)
-    #: copy target of word options under ``copy_target`` "block": "line" (letter, ".", content of
-    #: the right option) or "content" (the right option's word alone)
+    #: where the copy target is the right option's line (word options under ``copy_target``
+    #: "block" and at :data:`LINE_HEAD`; every option under "line"): "line" (letter, ".",
+    #: content) or "content" (the content token alone: the only one whose key can tell the line)
     word_target: str = "line"
 
     def parameters(self) -> list[tuple[str, nn.Parameter]]:
@@ -280,13 +281,14 @@ def step_loss(model: GarTorchModel, items: Sequence[EncodedSample | EncodedClip]
         if probes.copy_heads > 0 and lines:
             answer_at = next((i for i, t in enumerate(labels) if t != IGNORE), 0) - 1
             right_line = next(([at - 2, at - 1, at] for at, _, right in lines if right), [])
+            if probes.word_target == "content":
+                right_line = right_line[-1:]  # the content token alone
             if probes.copy_target == "features" and isinstance(it, EncodedSample):
                 for head, cols in _feature_targets(ids, it.region_targets, cfg.crop_tokens_ids, right_line,
                                                    ids[lines[0][0]] in prompt_ids):
                     copy_at.append((b, answer_at, head, cols))
             elif probes.copy_target == "block" and isinstance(it, EncodedSample):
-                word_cols = right_line[-1:] if probes.word_target == "content" else right_line
-                cols = _answer_block(ids, right_line, prompt_ids, cfg.crop_tokens_ids) or word_cols
+                cols = _answer_block(ids, right_line, prompt_ids, cfg.crop_tokens_ids) or right_line
                 for head in range(probes.copy_heads):
                     copy_at.append((b, answer_at, head, cols))
             else:

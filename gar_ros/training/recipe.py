@@ -64,8 +64,8 @@ class TinyRecipe:
     copy_weight: float = 1.0  # answer-attention target (objective.py); 0 = off
     copy_heads: int = 8  # heads of the last decoder layer the copy target shapes
     copy_target: str = "block"  # copy heads look at: "line", "features" (one per region feature) or "block" (objective.py)
-    #: copy target of word options (colour / shape options) under copy_target "block": "line" or
-    #: "content" (the right option's word alone: the only key that can tell the right line)
+    #: the right option's line as a copy target (word options under copy_target "block"): "line"
+    #: or "content" (its word alone: the only key that can tell the right line; objective.py)
     word_target: str = "line"
     kind_weight: float = 1.0  # kind probe: the question's kind at the answer position (objective.py); 0 = off
     slot_layer: int = 1  # decoder hidden state the slot probe reads
