@@ -49,7 +49,8 @@ def _diag_value(diags: list, key: str) -> str | None:
 @pytest.fixture(scope="module")
 def harness():
     model = RecordingModel()
-    with spin_node(model, params={"diagnostics_period": 0.2, "redescribe_period": 0.0, "query_grounding": False}) as h:
+    with spin_node(model, params={"diagnostics_period": 0.2, "redescribe_period": 0.0, "query_grounding": False,
+                                   "max_frame_age": 0.0}) as h:
         h.model = model
         h.descriptions = h.subscribe(RegionDescriptionArray, "/gar_node/descriptions")
         h.answers = h.subscribe(Answer, "/gar_node/answers", DEEP_RELIABLE)

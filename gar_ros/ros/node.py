@@ -27,6 +27,7 @@ from collections.abc import Callable
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
@@ -232,7 +233,7 @@ class GarNode(LifecycleNode):
                     callback_group=self._cb_inputs))
         ents.append(self.create_subscription(Query, "~/queries", self._on_query, QUERY_QOS,
                                              callback_group=self._cb_queries))
-        ents.append(self.create_service(Ask, "~/ask", self._on_ask, callback_group=self._cb_queries))
+        ents.append(self._create_ask_service(Ask))
         ents.append(self.create_timer(float(self.param("diagnostics_period")), self._publish_diagnostics,
                                       callback_group=self._cb_timers))
         self._entities = ents
@@ -245,6 +246,34 @@ class GarNode(LifecycleNode):
             cancel_callback=lambda goal_handle: CancelResponse.ACCEPT,
             callback_group=self._cb_queries,
         )
+
+    def _create_ask_service(self, srv_type):
+        """``~/ask``, counted as waiting from the request until its response is sent.
+
+        The executor sends a service response after the callback returns; counting until then
+        lets ``_release`` destroy the service only once no response is still on its way."""
+        srv = self.create_service(srv_type, "~/ask", self._on_ask, callback_group=self._cb_queries)
+        send = srv.send_response
+
+        def send_then_release(response, header) -> None:
+            try:
+                send(response, header)
+            except InvalidHandle:  # the node closed after the wait for this response timed out
+                self.get_logger().warning("~/ask: the node closed before the response could be sent")
+            finally:
+                self._end_waiting()
+
+        srv.send_response = send_then_release
+        return srv
+
+    def _begin_waiting(self) -> None:
+        with self._waiting_cv:
+            self._waiting += 1
+
+    def _end_waiting(self) -> None:
+        with self._waiting_cv:
+            self._waiting -= 1
+            self._waiting_cv.notify_all()
 
     def _destroy_interfaces(self) -> None:
         for ent in self._entities:
@@ -359,26 +388,32 @@ class GarNode(LifecycleNode):
             self._publish_answer(self._not_active(request.query_id, request.question))
 
     def _on_ask(self, req, response):
-        request = QueryRequest(
-            question=str(req.question),
-            region_ids=[str(i) for i in req.region_ids],
-            stamp=stamp_to_ns(req.stamp),
-            query_id=self._next_id("ask-"),
-        )
-        ticket = self._submit(request)
-        if ticket is None:
-            result = self._not_active(request.query_id, request.question)
-        else:
-            result = self._wait(ticket, float(self.param("service_timeout")))
-        self._fill_answer(response, result)
+        """``~/ask``: waits for the answer (at most ``service_timeout`` s); counted as waiting until
+        the executor has sent the response (see ``_create_ask_service``)."""
+        self._begin_waiting()
+        try:
+            request = QueryRequest(
+                question=str(req.question),
+                region_ids=[str(i) for i in req.region_ids],
+                stamp=stamp_to_ns(req.stamp),
+                query_id=self._next_id("ask-"),
+            )
+            ticket = self._submit(request)
+            if ticket is None:
+                result = self._not_active(request.query_id, request.question)
+            else:
+                result = self._wait(ticket, float(self.param("service_timeout")))
+            self._fill_answer(response, result)
+        except BaseException:
+            self._end_waiting()  # no response will be sent
+            raise
         return response
 
     def _wait(self, ticket, timeout: float, tick: Callable[[], None] | None = None) -> QueryResult:
         """The ticket's result; ERROR after ``timeout`` s or as soon as the node is closing.
 
         ``tick`` runs every WAIT_STEP seconds (the action's cancel check)."""
-        with self._waiting_cv:
-            self._waiting += 1
+        self._begin_waiting()
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -394,9 +429,7 @@ class GarNode(LifecycleNode):
                     return QueryResult(ticket.request.query_id, ticket.request.question,
                                        Answer(AnswerStatus.ERROR, message=message))
         finally:
-            with self._waiting_cv:
-                self._waiting -= 1
-                self._waiting_cv.notify_all()
+            self._end_waiting()
 
     def _execute_ask(self, goal_handle):
         from gar_ros.action import Ask as AskAction
