@@ -1,6 +1,8 @@
 """The task generators: GAR prompt conventions and correct reference answers."""
 from __future__ import annotations
 
+import pytest
+
 import collections
 import re
 
@@ -118,6 +120,18 @@ def test_free_and_motion_answers() -> None:
         assert (xs[-1] < xs[0]) == (m.answer == "left")
         answers[m.answer] += 1
     assert answers["left"] > 5 and answers["right"] > 5
+
+
+@pytest.mark.parametrize("speed", [(3.0, 5.0), (8.0, 12.0)])
+def test_motion_speed_range(speed) -> None:
+    """``speed`` bounds the asked object's horizontal motion per frame (the default is the
+    evaluation's 3-5 px; training may draw faster clips)."""
+    for seed in range(15):
+        m = make_motion(seed, n_frames=4, speed=speed)
+        xs = [_centre_x(f[0]) for f in m.clip_regions]
+        per_frame = abs(xs[-1] - xs[0]) / 3
+        assert speed[0] - 1.0 <= per_frame <= speed[1] + 1.0  # box centres are whole-pixel rounded
+    assert make_motion(4).frames[1].image.tobytes() == make_motion(4, speed=(3.0, 5.0)).frames[1].image.tobytes()
 
 
 def test_scoring_helpers() -> None:

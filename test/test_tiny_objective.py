@@ -266,3 +266,44 @@ def test_unknown_word_target_is_refused(tmp_path) -> None:
 
     with pytest.raises(InputError, match="word_target"):
         train_tiny(tmp_path / "m", TinyRecipe(steps=1, word_target="letters", **SMALL))
+
+
+def test_motion_copy_target_is_the_oldest_and_the_newest_frame_block(built) -> None:
+    """With ``copy_motion``, a clip's copy heads attend, at the answer position, to the oldest
+    given frame's crop block (first half of the heads) and the newest's (second half); the loss
+    is -log of that mass, recomputed here with the layer's own attention."""
+    from gar_ros.model.video import clip_replays
+    from gar_ros.model.modeling import fill_embeddings
+    from gar_ros.training.objective import _motion_blocks, attention_rows
+
+    model, processor = built
+    cfg = model.config
+    enc = encode_motion(cfg, processor.builder, make_motion(7, n_frames=5), [1, 3, 4],
+                        processor.tokenizer, _end(processor))
+    ids = list(enc.inputs.prompt.input_ids) + list(enc.answer)
+    crop = [int(c) for c in cfg.crop_tokens_ids]
+    oldest = [i for i, t in enumerate(ids) if t == crop[0]]
+    newest = [i for i, t in enumerate(ids) if t == crop[2]]
+    assert oldest and newest and len(oldest) == len(newest) == cfg.replay_side ** 2
+    assert _motion_blocks(ids, cfg.crop_tokens_ids, 4) == [(0, oldest), (1, oldest), (2, newest), (3, newest)]
+    probes = _probes(model, processor)
+    probes.copy_heads = 2
+    with torch.no_grad():
+        assert step_loss(model, [enc], [1.0], probes).copy is None  # copy_motion off: no target
+        probes.copy_motion = True
+        parts = step_loss(model, [enc], [1.0], probes)
+        frames = list(model.encode_images(torch.cat([v.pixel_values for v in enc.inputs.vision], 0),
+                                          torch.cat([v.prompt_map for v in enc.inputs.vision], 0)))
+        t_ids = torch.tensor(ids)
+        emb = fill_embeddings(model.embed(t_ids[None])[0], t_ids, cfg.image_token_id, torch.stack(frames, 0),
+                              clip_replays(cfg, frames, enc.inputs))
+        lm = model.mllm.model.language_model
+        hidden = lm(inputs_embeds=emb[None], output_hidden_states=True).hidden_states
+        last = len(lm.layers) - 1
+        at = len(enc.inputs.prompt.input_ids) - 1
+        positions = torch.arange(len(ids))[None]
+        att = attention_rows(lm, last, hidden[last], positions, torch.ones_like(positions), [(0, at)])[0]
+    expected = -(torch.log(att[0, oldest].sum().clamp(min=1e-6)) + torch.log(att[1, newest].sum().clamp(min=1e-6))) / 2
+    assert torch.allclose(parts.copy, expected, atol=1e-5)
+    assert parts.per_sample is not None and parts.per_sample.shape == (1,)
+    assert torch.allclose(parts.per_sample[0], parts.lm)

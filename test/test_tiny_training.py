@@ -90,3 +90,21 @@ def test_projection_warns_when_the_time_limit_cuts_the_run() -> None:
     said.clear()
     _warn_if_over_limit(recipe, 99, 40.0, said.append)  # 0.40 s/step: 720 s, within the limit
     assert said == []
+
+
+def test_recipe_overrides_from_long_json_text_or_a_file(tmp_path: Path) -> None:
+    """--recipe takes JSON text of any length (longer than a file name may be) or a JSON file."""
+    import pytest
+
+    from gar_ros.errors import InputError
+    from gar_ros.training.cli import _recipe_overrides
+
+    big = {"late_mixture": {f"choice:kind_{i}": 0.01 for i in range(40)}, "motion_speed": [3.0, 12.0]}
+    assert len(json.dumps(big)) > 300
+    assert _recipe_overrides(json.dumps(big)) == big
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps({"steps": 3}))
+    assert _recipe_overrides(str(path)) == {"steps": 3}
+    with pytest.raises(InputError, match="neither a JSON file nor JSON text"):
+        _recipe_overrides("not-json")
+    assert TinyRecipe.from_dict(TinyRecipe(motion_speed=(3.0, 12.0)).to_dict()).motion_speed == (3.0, 12.0)

@@ -332,10 +332,13 @@ def make_free(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> TaskSample:
                       meta={"seed": seed})
 
 
-def make_motion(seed: int, n_frames: int = 4, size: tuple[int, int] = DEFAULT_SIZE) -> TaskSample:
-    """Clip of ``n_frames`` frames; which way did one object move (its horizontal velocity)."""
+def make_motion(seed: int, n_frames: int = 4, size: tuple[int, int] = DEFAULT_SIZE,
+                speed: tuple[float, float] = (3.0, 5.0)) -> TaskSample:
+    """Clip of ``n_frames`` frames; which way did one object move (its horizontal velocity).
+
+    ``speed``: (min, max) horizontal speed in pixels per frame (the evaluation clips use the default)."""
     rng = np.random.default_rng([seed, 3])
-    clip = generate_clip(seed * SUB_SEEDS, n_frames, size)
+    clip = generate_clip(seed * SUB_SEEDS, n_frames, size, min_speed=speed[0], max_speed=speed[1])
     i = int(rng.integers(len(clip[-1].objects)))
     first, last = clip[0].objects[i], clip[-1].objects[i]
     answer = "left" if last.centre[0] < first.centre[0] else "right"

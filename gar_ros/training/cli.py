@@ -34,9 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _recipe_overrides(text: str | None) -> dict:
     if not text:
         return {}
-    path = Path(text)
     try:
-        raw = path.read_text() if path.is_file() else text
+        is_file = not text.lstrip().startswith("{") and Path(text).is_file()
+    except OSError:  # not a usable path (a long JSON text, for one)
+        is_file = False
+    try:
+        raw = Path(text).read_text() if is_file else text
         data = json.loads(raw)
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"--recipe is neither a JSON file nor JSON text: {err}") from err

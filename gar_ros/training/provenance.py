@@ -37,7 +37,8 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         f"- mixture: {json.dumps(recipe['mixture'])}; scenes {recipe['scene_size'][0]}x"
         f"{recipe['scene_size'][1]}; motion clips of {recipe['clip_frames'][0]}-"
         f"{recipe['clip_frames'][1]} frames, {recipe['context_frames'][0]}-"
-        f"{recipe['context_frames'][1]} given to the model",
+        f"{recipe['context_frames'][1]} given to the model, objects moving "
+        f"{recipe.get('motion_speed', [3.0, 5.0])[0]:g}-{recipe.get('motion_speed', [3.0, 5.0])[1]:g} px per frame",
         *([f"- late mixture (from step {int(recipe.get('late_from', 0) * recipe['steps'])}): "
            f"{json.dumps(recipe['late_mixture'])}"] if recipe.get("late_mixture") else []),
         f"- training time: {record['wall_s']:.0f} s wall, {record['process_cpu_s']:.0f} s process CPU "
@@ -49,7 +50,8 @@ def write_provenance(model_dir: str | Path, command: str, report: EvalReport | N
         f"{recipe.get('reference_weight')}, option {recipe.get('option_weight')}, slot "
         f"{recipe.get('slot_weight')}, copy {recipe.get('copy_weight', 0.0)} (target "
         f"{recipe.get('copy_target', 'line')!r}, {recipe.get('copy_heads')} heads, word options "
-        f"{recipe.get('word_target', 'line')!r}), kind "
+        f"{recipe.get('word_target', 'line')!r}, motion clips "
+        f"{'on' if recipe.get('copy_motion') else 'off'}), kind "
         f"{recipe.get('kind_weight', 0.0)} (see `gar_ros/training/objective.py`)",
         f"- versions: {json.dumps(record['versions'])}",
         "",

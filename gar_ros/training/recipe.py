@@ -46,6 +46,8 @@ class TinyRecipe:
     late_from: float = 0.4
     clip_frames: tuple[int, int] = (3, 5)  # frames generated per motion clip (min, max)
     context_frames: tuple[int, int] = (2, 4)  # frames given to the model per clip (min, max)
+    #: horizontal speed of training clips' objects, pixels per frame (min, max); evaluation: (3, 5)
+    motion_speed: tuple[float, float] = (3.0, 5.0)
     # optimisation
     steps: int = 1800
     batch_size: int = 24
@@ -67,6 +69,9 @@ class TinyRecipe:
     #: the right option's line as a copy target (word options under copy_target "block"): "line"
     #: or "content" (its word alone: the only key that can tell the right line; objective.py)
     word_target: str = "line"
+    #: motion clips' copy target: half the copy heads on the oldest frame's block, half on the
+    #: newest's, at the answer position (objective.py); False = motion has no copy target
+    copy_motion: bool = False
     kind_weight: float = 1.0  # kind probe: the question's kind at the answer position (objective.py); 0 = off
     slot_layer: int = 1  # decoder hidden state the slot probe reads
     probe_layer: int = 2  # decoder hidden state the reference probe reads
@@ -81,12 +86,13 @@ class TinyRecipe:
         d["scene_size"] = list(self.scene_size)
         d["clip_frames"] = list(self.clip_frames)
         d["context_frames"] = list(self.context_frames)
+        d["motion_speed"] = list(self.motion_speed)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TinyRecipe":
         d = dict(d)
-        for key in ("scene_size", "clip_frames", "context_frames"):
+        for key in ("scene_size", "clip_frames", "context_frames", "motion_speed"):
             if key in d:
                 d[key] = tuple(d[key])
         known = set(cls.__dataclass_fields__)

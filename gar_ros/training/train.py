@@ -93,7 +93,7 @@ def draw_sample(recipe: TinyRecipe, index: int) -> TaskSample:
         return make_free(seed, size)
     if task == "motion":
         return make_motion(seed, n_frames=int(rng.integers(recipe.clip_frames[0], recipe.clip_frames[1] + 1)),
-                           size=size)
+                           size=size, speed=recipe.motion_speed)
     raise ValueError(f"unknown task {task!r} in the mixture")
 
 
@@ -181,6 +181,7 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
                     slot_layer=recipe.slot_layer,
                     copy_heads=recipe.copy_heads if recipe.copy_weight > 0 else 0,
                     copy_target=recipe.copy_target, word_target=recipe.word_target,
+                    copy_motion=recipe.copy_motion,
                     kinds=SlotProbe(dim, len(CHOICE_KINDS)) if recipe.kind_weight > 0 else None)
     named = [*model.named_parameters(), *probes.parameters()]
     params = [p for _, p in named]
@@ -194,6 +195,7 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
     losses: list[float] = []
     probe_losses: dict[str, list[float]] = {name: [] for name in PROBE_WEIGHTS}
     probe_acc: dict[str, list[float]] = {}
+    task_losses: dict[str, list[float]] = {}  # task -> per-sample answer cross entropy, in order
     wait_s = 0.0
     step = 0
     stopped_early = False
@@ -215,6 +217,8 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
         for part in (p for p in parts if p):
             w = task_weights(recipe.task_weights, [t for t, _ in part])
             lp = step_loss(model, [it for _, it in part], w, probes)
+            for (task, _), value in zip(part, lp.per_sample.tolist()):
+                task_losses.setdefault(task, []).append(value)
             share = sum(w) / total_w
             loss = lp.lm * share
             step_lm += float(lp.lm.detach()) * share
@@ -235,6 +239,7 @@ def train_tiny(out_dir: str | Path, recipe: TinyRecipe | None = None,
                     probe_acc.setdefault(f"{name}.{key}", []).append(value)
         elapsed = time.perf_counter() - start
         if step % 25 == 0 or step == recipe.steps - 1:
+            say("  answer loss " + " ".join(f"{k} {np.mean(v[-200:]):.3f}" for k, v in sorted(task_losses.items())))
             say("  probe accuracy " + " ".join(f"{k} {np.mean(v[-25:]):.2f}" for k, v in sorted(probe_acc.items())))
             probe_text = " ".join(f"{k} {np.mean(v[-25:]):.3f}" for k, v in probe_losses.items())
             say(f"step {step}/{recipe.steps} loss {np.mean(losses[-25:]):.4f} {probe_text} "
