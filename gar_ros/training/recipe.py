@@ -36,18 +36,19 @@ class TinyRecipe:
     # data
     scene_size: tuple[int, int] = (96, 96)
     #: task -> share of samples; "choice:KIND" draws multiple choice of one kind only
+    #: the first phase is motion-heavy: motion, once learnt, stays learnt at 12 % of samples
     mixture: dict[str, float] = field(default_factory=lambda: {
-        "describe": 0.20, "choice": 0.40, "free": 0.15, "motion": 0.25})
+        "describe": 0.20, "choice": 0.17, "free": 0.08, "motion": 0.55})
     #: second mixture, used from step ``late_from * steps`` on (None = one mixture throughout):
     #: multiple choice dominates once description, free questions and motion have been learnt
     late_mixture: dict[str, float] | None = field(default_factory=lambda: {
-        "describe": 0.10, "choice": 0.55, "choice:colour_options": 0.05,
-        "choice:shape_options": 0.05, "choice:same_colour": 0.05, "free": 0.12, "motion": 0.08})
-    late_from: float = 0.4
+        "describe": 0.15, "choice": 0.48, "choice:colour_options": 0.04,
+        "choice:shape_options": 0.04, "choice:same_colour": 0.05, "free": 0.12, "motion": 0.12})
+    late_from: float = 0.25
     clip_frames: tuple[int, int] = (3, 5)  # frames generated per motion clip (min, max)
     context_frames: tuple[int, int] = (2, 4)  # frames given to the model per clip (min, max)
     #: horizontal speed of training clips' objects, pixels per frame (min, max); evaluation: (3, 5)
-    motion_speed: tuple[float, float] = (3.0, 5.0)
+    motion_speed: tuple[float, float] = (4.0, 12.0)
     # optimisation
     steps: int = 1800
     batch_size: int = 24
@@ -68,10 +69,10 @@ class TinyRecipe:
     copy_target: str = "block"  # copy heads look at: "line", "features" (one per region feature) or "block" (objective.py)
     #: the right option's line as a copy target (word options under copy_target "block"): "line"
     #: or "content" (its word alone: the only key that can tell the right line; objective.py)
-    word_target: str = "line"
+    word_target: str = "content"
     #: motion clips' copy target: half the copy heads on the oldest frame's block, half on the
     #: newest's, at the answer position (objective.py); False = motion has no copy target
-    copy_motion: bool = False
+    copy_motion: bool = True
     kind_weight: float = 1.0  # kind probe: the question's kind at the answer position (objective.py); 0 = off
     slot_layer: int = 1  # decoder hidden state the slot probe reads
     probe_layer: int = 2  # decoder hidden state the reference probe reads
